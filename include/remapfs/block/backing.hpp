@@ -1,0 +1,45 @@
+#pragma once
+// The bottom layer: pread/pwrite/fdatasync on the backing file or block device, and on the
+// separate spare file when there is one. Exposes the physical address space of geometry.hpp.
+// With O_DIRECT, unaligned user buffers go through a per-thread aligned bounce buffer
+// (libfuse's passthrough_ll skips this and fails direct writes).
+
+#include "remapfs/block/layer.hpp"
+#include "remapfs/geometry.hpp"
+#include "remapfs/unique_fd.hpp"
+
+#include <memory>
+
+namespace remapfs::block {
+
+// One file holding part of the physical space: [phys_begin, phys_begin + length) maps to
+// [file_offset, file_offset + length) of fd.
+struct Extent {
+    int fd = -1;
+    ByteOffset phys_begin;
+    ByteOffset file_offset;
+    ByteCount length;
+};
+
+class Backing final : public BlockLayer {
+public:
+    // data: the image part (and, for a tail spare, the spare part too); spare: separate file or
+    // -1. The fds stay owned by the caller (the Instance), which outlives the stack.
+    Backing(const Geometry& g, int data_fd, int spare_fd, ByteOffset spare_file_offset, bool direct);
+
+    ByteCount size() const override { return size_; }
+    Result<void> pread(std::span<std::byte> buf, ByteOffset off) override;
+    Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) override;
+    Result<void> flush() override;
+    Result<void> discard(ByteOffset off, ByteCount len) override;
+
+private:
+    const Extent& extent_for(ByteOffset off, ByteCount len) const;
+
+    Extent data_;
+    Extent spare_;
+    ByteCount size_;
+    bool direct_;
+};
+
+}  // namespace remapfs::block

@@ -1,0 +1,37 @@
+#pragma once
+// One interface for every block layer (nbdkit filter shape): each layer owns the layer below
+// (`next_`) and forwards what it does not change. Offsets and lengths are validated once, at the
+// top (the FUSE ops / remapctl), so layers assert instead of re-checking. Below the remap layer
+// every request is whole sectors of the remap granularity.
+
+#include "remapfs/result.hpp"
+#include "remapfs/units.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <span>
+
+namespace remapfs::block {
+
+class BlockLayer {
+public:
+    explicit BlockLayer(std::unique_ptr<BlockLayer> next = nullptr) : next_(std::move(next)) {}
+    virtual ~BlockLayer() = default;
+    BlockLayer(const BlockLayer&) = delete;
+    BlockLayer& operator=(const BlockLayer&) = delete;
+
+    virtual ByteCount size() const { return next_->size(); }
+    virtual Result<void> pread(std::span<std::byte> buf, ByteOffset off) { return next_->pread(buf, off); }
+    virtual Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) { return next_->pwrite(buf, off); }
+    // Makes every acknowledged write durable.
+    virtual Result<void> flush() { return next_->flush(); }
+    // Afterwards the range reads as zeros.
+    virtual Result<void> discard(ByteOffset off, ByteCount len) { return next_->discard(off, len); }
+
+    BlockLayer* next() { return next_.get(); }
+
+protected:
+    std::unique_ptr<BlockLayer> next_;
+};
+
+}  // namespace remapfs::block

@@ -1,0 +1,29 @@
+#pragma once
+// The control protocol: one JSON object per line over a root-only unix socket. The same
+// `execute` serves the daemon (live) and remapctl (offline, on an Instance it opened itself),
+// so both paths behave identically.
+
+#include "remapfs/db/store.hpp"
+#include "remapfs/instance.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+namespace remapfs::control {
+
+using json = nlohmann::json;
+
+// Requests: {"cmd":"status"} {"cmd":"remap","lba":N} {"cmd":"unremap","lba":N}
+//           {"cmd":"verify","start":N,"count":N}
+// Replies:  {"ok":true, ...} or {"ok":false,"error":"one line","errno":N}
+json execute(Instance& in, const json& request) noexcept;
+
+// The device part of `status`, from what the database knows.
+json status_json(const db::DeviceIdentity& id, const std::string& db_path, std::uint64_t remaps);
+
+// nullopt: no daemon listens on the socket. Throws std::runtime_error on a broken exchange.
+std::optional<json> call(const std::string& socket_path, const json& request);
+
+}  // namespace remapfs::control

@@ -1,0 +1,82 @@
+#pragma once
+// One remapfs instance: the backing (and spare) opened, the database opened, checked against
+// the backing and migrated, the remap table loaded, and the block stack built on top. Used by
+// the daemon and by remapctl when no daemon is running. Opening throws std::runtime_error with
+// a one-line message; nothing on disk changes unless every check passed.
+
+#include "remapfs/block/layer.hpp"
+#include "remapfs/db/store.hpp"
+#include "remapfs/geometry.hpp"
+#include "remapfs/remap/remapper.hpp"
+#include "remapfs/remap/table.hpp"
+#include "remapfs/unique_fd.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace remapfs {
+
+struct SpareSize {
+    std::uint64_t bytes = 0;     // when percent == 0
+    double percent = 0;          // of the backing
+};
+// "64M", "1G", "1048576", "2%". Throws std::invalid_argument with a one-line message.
+SpareSize parse_spare_size(const std::string& s);
+std::uint64_t parse_size(const std::string& s);  // bytes with optional K/M/G/T (binary)
+
+enum class BackingIo { automatic, direct, buffered };
+
+struct InstanceOptions {
+    std::string backing_path;
+    std::optional<std::string> db_path;  // default: default_db_path()
+    std::optional<std::string> spare_path;
+    std::optional<SpareSize> spare_size;
+    std::optional<std::uint32_t> sector_size;
+    bool read_only = false;
+    bool create_db = true;  // false: the database must exist (remapctl)
+    BackingIo backing_io = BackingIo::automatic;
+};
+
+// BACKING.remapfs.db beside a regular file; /var/lib/remapfs/<path with / as ->.db for a
+// block device (a device node's directory is no place for a database).
+std::string default_db_path(const std::string& backing_path);
+
+class Instance {
+public:
+    static std::unique_ptr<Instance> open(const InstanceOptions& opts);
+    // remapctl without a daemon: everything comes from the database's device row.
+    static std::unique_ptr<Instance> open_from_db(const std::string& db_path, bool read_only);
+
+    block::BlockLayer& image() { return *stack_; }         // the remap layer, byte-addressed
+    block::BlockLayer& physical() { return *physical_; }   // below it
+    remap::Remapper& remapper() { return *remapper_; }
+    remap::TableHolder& tables() { return tables_; }
+    db::Store& store() { return *store_; }
+    const Geometry& geometry() const { return geometry_; }
+    const db::DeviceIdentity& identity() const { return identity_; }
+    const std::string& db_path() const { return db_path_; }
+    bool read_only() const { return read_only_; }
+    bool direct_io() const { return direct_; }
+
+private:
+    Instance() = default;
+
+    UniqueFd backing_fd_;
+    UniqueFd spare_fd_;
+    Geometry geometry_;
+    db::DeviceIdentity identity_;
+    std::string db_path_;
+    bool read_only_ = false;
+    bool direct_ = false;
+    std::optional<db::Store> store_;
+    remap::TableHolder tables_;
+    std::unique_ptr<block::BlockLayer> stack_;
+    block::BlockLayer* physical_ = nullptr;
+    std::unique_ptr<remap::Remapper> remapper_;
+};
+
+// The control socket of a running instance, derived from the device id.
+std::string control_socket_path(const std::string& uuid);
+
+}  // namespace remapfs

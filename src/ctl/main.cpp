@@ -1,0 +1,297 @@
+// remapctl: inspect and control a remapfs instance. Talks to the daemon through its control
+// socket when one serves the instance; otherwise opens the database (and, for commands that
+// touch data, the backing) itself and runs the very same code.
+//
+// Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found unreadable sectors.
+
+#include "remapfs/control.hpp"
+#include "remapfs/db/store.hpp"
+#include "remapfs/instance.hpp"
+#include "remapfs/log.hpp"
+#include "remapfs_config.h"
+
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <set>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace po = boost::program_options;
+using remapfs::control::json;
+
+namespace {
+
+constexpr int kOk = 0, kFailed = 1, kUsage = 2, kUnreadable = 3;
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+const char* kCommands =
+    "commands:\n"
+    "  status                 device, spare usage, remap count, state, daemon\n"
+    "  list                   the remapped sectors\n"
+    "  verify [START [COUNT]] read-check sectors (default: all) and report unreadable ones\n"
+    "  remap LBA              move sector LBA to a spare slot (its data is copied first)\n"
+    "  unremap LBA            move it back and free the slot\n"
+    "Run 'remapctl COMMAND --help' for a command's options. LBAs count sectors of the\n"
+    "instance's sector_size.\n";
+
+std::uint64_t parse_number(const std::string& s, const char* what) {
+    std::uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size())
+        throw UsageError(fmt::format("{} '{}' is not a non-negative whole number", what, s));
+    return v;
+}
+
+struct Target {
+    std::string db;
+};
+
+std::string db_from_mount(const std::string& mnt) {
+    char buf[4096];
+    ssize_t n = ::getxattr(mnt.c_str(), "user.remapfs.db", buf, sizeof buf);
+    if (n < 0)
+        throw std::runtime_error(fmt::format("{} is not a remapfs mount (no user.remapfs.db attribute: {})", mnt,
+                                             std::strerror(errno)));
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// Status of the daemon serving this database, if any.
+std::optional<json> live_call(const remapfs::db::DeviceIdentity& id, const json& req) {
+    return remapfs::control::call(remapfs::control_socket_path(id.uuid), req);
+}
+
+remapfs::db::DeviceIdentity read_identity(remapfs::db::Store& s) {
+    auto id = s.identity();
+    if (!id) throw std::runtime_error(fmt::format("database {} has no device yet (mount it once)", s.path()));
+    return *id;
+}
+
+void check_reply(const json& r) {
+    if (!r.value("ok", false)) throw std::runtime_error(r.value("error", std::string("the request failed")));
+}
+
+// Runs a data command on the live daemon, or offline on an instance opened here.
+json run_data_command(const std::string& db, const json& req, bool writes) {
+    remapfs::db::DeviceIdentity id;
+    {
+        auto s = remapfs::db::Store::open(db, false, true);
+        id = read_identity(s);
+    }
+    if (auto r = live_call(id, req)) return *r;
+    auto in = remapfs::Instance::open_from_db(db, !writes);
+    return remapfs::control::execute(*in, req);
+}
+
+std::string fmt_time(std::int64_t t) {
+    char buf[64];
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::localtime_r(&tt, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
+
+int cmd_status(const std::string& db, bool as_json) {
+    auto s = remapfs::db::Store::open(db, false, true);
+    auto id = read_identity(s);
+    auto rows = s.remaps();
+    json st = remapfs::control::status_json(id, db, rows.size());
+    json daemon = {{"running", false}};
+    if (auto r = live_call(id, {{"cmd", "status"}}); r && r->contains("daemon")) daemon = (*r)["daemon"];
+    st["daemon"] = daemon;
+    if (as_json) {
+        std::cout << st.dump(2) << "\n";
+        return kOk;
+    }
+    std::cout << fmt::format("device:       {}\n", id.uuid);
+    std::cout << fmt::format("database:     {}\n", db);
+    std::cout << fmt::format("backing:      {} ({} bytes)\n", id.backing_path, id.backing_bytes);
+    if (id.spare_path)
+        std::cout << fmt::format("spare:        {} (label at byte {})\n", *id.spare_path, id.spare_offset);
+    else
+        std::cout << fmt::format("spare:        tail of the backing (label at byte {})\n", id.spare_offset);
+    std::cout << fmt::format("sector size:  {} bytes\n", id.sector_size);
+    std::cout << fmt::format("image:        {} sectors ({} bytes)\n", id.image_sectors, id.image_sectors * id.sector_size);
+    std::cout << fmt::format("spare slots:  {} used of {} ({} free)\n", rows.size(), id.spare_slots,
+                             id.spare_slots - std::min<std::uint64_t>(rows.size(), id.spare_slots));
+    std::cout << fmt::format("remaps:       {}\n", rows.size());
+    std::cout << fmt::format("state:        {}\n", st["state"].get<std::string>());
+    if (daemon.value("running", false))
+        std::cout << fmt::format("daemon:       running, pid {}, image {}\n", daemon.value("pid", 0),
+                                 daemon.value("image", std::string()));
+    else
+        std::cout << "daemon:       not running\n";
+    return kOk;
+}
+
+int cmd_list(const std::string& db, bool as_json) {
+    auto s = remapfs::db::Store::open(db, false, true);
+    read_identity(s);
+    auto rows = s.remaps();
+    if (as_json) {
+        json a = json::array();
+        for (const auto& r : rows)
+            a.push_back({{"lba", r.lba.v}, {"spare_slot", r.slot.v}, {"state", r.state}, {"reason", r.reason},
+                         {"created", r.created}});
+        std::cout << a.dump(2) << "\n";
+        return kOk;
+    }
+    if (rows.empty()) {
+        std::cout << "no remapped sectors\n";
+        return kOk;
+    }
+    std::cout << fmt::format("{:>14} {:>10} {:<8} {:<14} {}\n", "LBA", "SLOT", "STATE", "REASON", "CREATED");
+    for (const auto& r : rows)
+        std::cout << fmt::format("{:>14} {:>10} {:<8} {:<14} {}\n", r.lba.v, r.slot.v, r.state, r.reason,
+                                 fmt_time(r.created));
+    return kOk;
+}
+
+int cmd_verify(const std::string& db, const std::vector<std::string>& args, bool as_json) {
+    if (args.size() > 2) throw UsageError("verify takes at most START and COUNT");
+    json req = {{"cmd", "verify"}};
+    if (!args.empty()) req["start"] = parse_number(args[0], "START");
+    if (args.size() > 1) {
+        req["count"] = parse_number(args[1], "COUNT");
+        if (req["count"] == 0) throw UsageError("COUNT must be at least 1");
+    }
+    json r = run_data_command(db, req, false);
+    if (!r.value("ok", false) && r.value("errno", 0) == EINVAL) throw UsageError(r.value("error", std::string()));
+    check_reply(r);
+    const auto& bad = r["unreadable"];
+    if (as_json) {
+        json out = r;
+        out.erase("ok");
+        std::cout << out.dump(2) << "\n";
+    } else {
+        std::cout << fmt::format("checked {} sectors from {}: ", r["checked"].get<std::uint64_t>(),
+                                 r["start"].get<std::uint64_t>());
+        if (bad.empty()) {
+            std::cout << "all readable\n";
+        } else {
+            std::cout << bad.size() << " unreadable\n";
+            for (const auto& l : bad) std::cout << "unreadable: " << l.get<std::uint64_t>() << "\n";
+        }
+    }
+    return bad.empty() ? kOk : kUnreadable;
+}
+
+int cmd_move(const std::string& db, const std::string& cmd, const std::vector<std::string>& args) {
+    if (args.size() != 1) throw UsageError(fmt::format("{} takes exactly one LBA", cmd));
+    const std::uint64_t lba = parse_number(args[0], "LBA");
+    {
+        auto s = remapfs::db::Store::open(db, false, true);
+        auto id = read_identity(s);
+        if (lba >= id.image_sectors)
+            throw UsageError(fmt::format("LBA {} is outside the image ({} sectors of {} bytes)", lba, id.image_sectors,
+                                         id.sector_size));
+    }
+    json r = run_data_command(db, {{"cmd", cmd}, {"lba", lba}}, true);
+    check_reply(r);
+    if (cmd == "remap")
+        std::cout << fmt::format("sector {} remapped to spare slot {}\n", lba, r["spare_slot"].get<std::uint64_t>());
+    else
+        std::cout << fmt::format("sector {} unremapped\n", lba);
+    return kOk;
+}
+
+int run(int argc, char** argv) {
+    po::options_description global("remapctl [--db PATH | --backing PATH | --mount DIR] COMMAND [ARGS] [--json]\n\n"
+                                   "Which instance");
+    global.add_options()
+        ("db", po::value<std::string>(), "its database")
+        ("backing", po::value<std::string>(), "its backing (the database is found at the default place)")
+        ("mount,m", po::value<std::string>(), "its mountpoint (asks the running daemon)")
+        ("json", po::bool_switch(), "machine-readable output")
+        ("help,h", po::bool_switch(), "this text")
+        ("version,V", po::bool_switch(), "version");
+    po::options_description hidden;
+    hidden.add_options()("command", po::value<std::string>())("args", po::value<std::vector<std::string>>());
+    po::positional_options_description pos;
+    pos.add("command", 1).add("args", -1);
+    po::options_description all;
+    all.add(global).add(hidden);
+
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        throw UsageError(e.what());
+    }
+    const bool help = vm["help"].as<bool>();
+    const bool as_json = vm["json"].as<bool>();
+    if (vm["version"].as<bool>()) {
+        std::cout << "remapctl " << REMAPFS_VERSION << "\n";
+        return kOk;
+    }
+    if (!vm.count("command")) {
+        if (help) {
+            std::cout << global << "\n" << kCommands;
+            return kOk;
+        }
+        throw UsageError("no command given (try --help)");
+    }
+    const std::string cmd = vm["command"].as<std::string>();
+    const auto args = vm.count("args") ? vm["args"].as<std::vector<std::string>>() : std::vector<std::string>{};
+    const std::set<std::string> known = {"status", "list", "verify", "remap", "unremap"};
+    if (!known.count(cmd)) throw UsageError(fmt::format("unknown command '{}' (try --help)", cmd));
+    if (help) {
+        static const std::map<std::string, std::string> text = {
+            {"status", "remapctl [TARGET] status [--json]\n  Device, spare usage, remap count, state and daemon.\n"},
+            {"list", "remapctl [TARGET] list [--json]\n  One line (or JSON object) per remapped sector.\n"},
+            {"verify", "remapctl [TARGET] verify [START [COUNT]] [--json]\n  Reads sectors START.. through the remap "
+                       "layer; exit 3 if any is unreadable.\n"},
+            {"remap", "remapctl [TARGET] remap LBA\n  Copies sector LBA to a free spare slot, commits the remap, then "
+                      "serves the sector from there.\n"},
+            {"unremap", "remapctl [TARGET] unremap LBA\n  Copies the sector back to the backing and frees its slot.\n"},
+        };
+        std::cout << text.at(cmd) << "\nTARGET is --db PATH, --backing PATH or --mount DIR.\n";
+        return kOk;
+    }
+
+    int targets = static_cast<int>(vm.count("db") + vm.count("backing") + vm.count("mount"));
+    if (targets == 0) throw UsageError("say which instance: --db PATH, --backing PATH or --mount DIR");
+    if (targets > 1) throw UsageError("give only one of --db, --backing and --mount");
+    std::string db;
+    if (vm.count("db")) db = vm["db"].as<std::string>();
+    else if (vm.count("backing")) db = remapfs::default_db_path(vm["backing"].as<std::string>());
+    else db = db_from_mount(vm["mount"].as<std::string>());
+
+    if ((cmd == "status" || cmd == "list") && !args.empty())
+        throw UsageError(fmt::format("{} takes no arguments", cmd));
+    if (cmd == "status") return cmd_status(db, as_json);
+    if (cmd == "list") return cmd_list(db, as_json);
+    if (cmd == "verify") return cmd_verify(db, args, as_json);
+    return cmd_move(db, cmd, args);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "remapctl: %s\n", e.what());
+        return kUsage;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "remapctl: %s\n", e.what());
+        return kFailed;
+    }
+}

@@ -1,0 +1,105 @@
+#include "daemon/control_server.hpp"
+
+#include "remapfs/control.hpp"
+#include "remapfs/log.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace remapfs::daemon {
+
+ControlServer::ControlServer(Instance& in, DaemonInfo info) : in_(in), info_(std::move(info)) {
+    path_ = control_socket_path(in.identity().uuid);
+    ::mkdir("/run/remapfs", 0700);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path_.size() >= sizeof addr.sun_path) throw std::runtime_error("control socket path too long");
+    std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+    listen_fd_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!listen_fd_.valid()) throw std::runtime_error(fmt::format("socket: {}", std::strerror(errno)));
+    // We hold the backing's lock, so a socket left at this path is a dead daemon's.
+    ::unlink(path_.c_str());
+    mode_t old = ::umask(0177);
+    int rc = ::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::umask(old);
+    if (rc != 0) throw std::runtime_error(fmt::format("cannot create control socket {}: {}", path_, std::strerror(errno)));
+    if (::listen(listen_fd_.get(), 16) != 0)
+        throw std::runtime_error(fmt::format("listen on {}: {}", path_, std::strerror(errno)));
+    wake_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC));
+}
+
+ControlServer::~ControlServer() {
+    if (thread_.joinable()) {
+        thread_.request_stop();
+        std::uint64_t one = 1;
+        (void)!::write(wake_fd_.get(), &one, sizeof one);
+        thread_.join();
+    }
+    ::unlink(path_.c_str());
+}
+
+void ControlServer::start() {
+    thread_ = std::jthread([this](std::stop_token st) { serve(st); });
+}
+
+void ControlServer::serve(std::stop_token st) {
+    while (!st.stop_requested()) {
+        pollfd p[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            log::error("control socket: poll: {}", std::strerror(errno));
+            return;
+        }
+        if (p[1].revents) return;
+        if (!(p[0].revents & POLLIN)) continue;
+        UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn.valid()) continue;
+        handle(conn.get());
+    }
+}
+
+void ControlServer::handle(int conn) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    control::json reply;
+    if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
+        reply = {{"ok", false}, {"errno", EPERM}, {"error", "only root may control remapfs"}};
+    } else {
+        std::string line;
+        char buf[4096];
+        timeval tv{5, 0};  // a stuck client must not wedge the channel
+        ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        while (line.find('\n') == std::string::npos && line.size() < 65536) {
+            ssize_t n = ::read(conn, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            line.append(buf, static_cast<std::size_t>(n));
+        }
+        auto req = control::json::parse(line, nullptr, false);
+        if (req.is_discarded() || !req.is_object()) {
+            reply = {{"ok", false}, {"errno", EINVAL}, {"error", "malformed request"}};
+        } else {
+            reply = control::execute(in_, req);
+            if (req.value("cmd", "") == "status")
+                reply["daemon"] = {{"running", true},
+                                   {"pid", ::getpid()},
+                                   {"mountpoint", info_.mountpoint},
+                                   {"image", info_.image_path},
+                                   {"read_only", in_.read_only()},
+                                   {"backing_direct_io", in_.direct_io()}};
+        }
+    }
+    std::string out = reply.dump() + "\n";
+    (void)!::write(conn, out.data(), out.size());
+}
+
+}  // namespace remapfs::daemon

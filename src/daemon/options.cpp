@@ -1,0 +1,169 @@
+#include "daemon/options.hpp"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <climits>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+namespace remapfs::daemon {
+namespace {
+
+// Options mount(8) passes that mean nothing to us (libfuse mount.fuse ignore list).
+const std::set<std::string> kDropped = {"defaults", "auto", "noauto", "nofail", "_netdev", "user",
+                                        "users",    "nouser", "rw",   "dev",    "suid",    "exec"};
+const std::set<std::string> kKernel = {"nodev", "nosuid", "noexec", "noatime", "relatime", "strictatime", "sync",
+                                       "async"};
+
+std::string absolute(const std::string& p) {
+    if (p.empty() || p[0] == '/') return p;
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd)) return p;
+    return std::string(cwd) + "/" + p;
+}
+
+void apply_option(const std::string& opt, Options& o, std::vector<std::string>& errors, bool sloppy) {
+    const auto eq = opt.find('=');
+    const std::string key = opt.substr(0, eq);
+    const bool has_value = eq != std::string::npos;
+    const std::string value = has_value ? opt.substr(eq + 1) : "";
+    auto need_value = [&]() {
+        if (!has_value || value.empty()) {
+            errors.push_back(fmt::format("option '{}' needs a value ({}=...)", key, key));
+            return false;
+        }
+        return true;
+    };
+    try {
+        if (opt.empty() || kDropped.count(opt) || key.rfind("x-", 0) == 0 || key == "comment") return;
+        if (kKernel.count(opt)) {
+            o.kernel_options.push_back(opt);
+        } else if (key == "ro" && !has_value) {
+            o.instance.read_only = true;
+        } else if (key == "allow_other" && !has_value) {
+            o.allow_other = true;
+        } else if (key == "name") {
+            if (!need_value()) return;
+            if (value.find('/') != std::string::npos || value == "." || value == "..")
+                errors.push_back(fmt::format("name='{}' must be a plain file name", value));
+            else
+                o.image_name = value;
+        } else if (key == "db") {
+            if (need_value()) o.instance.db_path = absolute(value);
+        } else if (key == "spare") {
+            if (need_value()) o.instance.spare_path = absolute(value);
+        } else if (key == "spare_size") {
+            if (need_value()) o.instance.spare_size = parse_spare_size(value);
+        } else if (key == "sector_size") {
+            if (!need_value()) return;
+            if (value != "512" && value != "4096")
+                errors.push_back(fmt::format("sector_size={} is not supported (512 or 4096)", value));
+            else
+                o.instance.sector_size = static_cast<std::uint32_t>(std::stoul(value));
+        } else if (key == "backing_io") {
+            if (!need_value()) return;
+            if (value == "auto") o.instance.backing_io = BackingIo::automatic;
+            else if (value == "direct") o.instance.backing_io = BackingIo::direct;
+            else if (value == "buffered") o.instance.backing_io = BackingIo::buffered;
+            else errors.push_back(fmt::format("backing_io={} is not one of auto, direct, buffered", value));
+        } else if (!sloppy) {
+            errors.push_back(fmt::format("unknown option '{}'", opt));
+        }
+    } catch (const std::invalid_argument& e) {
+        errors.push_back(e.what());
+    }
+}
+
+void apply_option_list(const std::string& list, Options& o, std::vector<std::string>& errors, bool sloppy) {
+    std::stringstream ss(list);
+    std::string item;
+    while (std::getline(ss, item, ',')) apply_option(item, o, errors, sloppy);
+}
+
+}  // namespace
+
+std::string usage(const char* argv0) {
+    return fmt::format(
+        "usage: {} [options] BACKING MOUNTPOINT\n"
+        "Serves BACKING (a file or block device) as MOUNTPOINT/disk.img, remapping failed sectors to a spare area.\n"
+        "\n"
+        "  -o name=NAME            image file name (default disk.img)\n"
+        "  -o db=PATH              remap database (default BACKING.remapfs.db, or /var/lib/remapfs/ for devices)\n"
+        "  -o spare=PATH           spare area on a separate file or device\n"
+        "  -o spare_size=SIZE      spare area at the tail: bytes with K/M/G/T, or N% (default max(1M, 1%))\n"
+        "  -o sector_size=512|4096 remap granularity (default 4096)\n"
+        "  -o ro                   read-only\n"
+        "  -o allow_other          let other users open the image\n"
+        "  -o backing_io=auto|direct|buffered   O_DIRECT on the backing (default auto)\n"
+        "  -f                      stay in the foreground\n"
+        "  -d                      debug output (implies -f)\n"
+        "  -s                      single-threaded\n"
+        "  -h, --help              this text\n"
+        "  -V, --version           version\n",
+        argv0);
+}
+
+ParseResult parse_command_line(int argc, char** argv, bool helper) {
+    ParseResult res;
+    Options& o = res.options;
+    std::vector<std::string> positional;
+    std::vector<std::string> option_lists;
+    bool sloppy = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "-h" || a == "--help") {
+            o.show_help = true;
+        } else if (a == "-V" || a == "--version") {
+            o.show_version = true;
+        } else if (a == "-o" || a == "-t" || a == "-N") {
+            if (i + 1 >= argc) {
+                res.errors.push_back(fmt::format("{} needs an argument", a));
+                break;
+            }
+            std::string v = argv[++i];
+            if (a == "-o") option_lists.push_back(v);
+            else if (a == "-N") res.errors.push_back("mount namespaces (-N) are not supported");
+            else if (v != "remapfs" && v != "fuse.remapfs") res.errors.push_back(fmt::format("-t {}: not a remapfs type", v));
+        } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
+            option_lists.push_back(a.substr(2));
+        } else if (a.size() > 1 && a[0] == '-' && a != "--") {
+            // Clustered short flags. As a mount helper, -f is mount's "fake" and -s "sloppy".
+            for (char f : a.substr(1)) {
+                if (helper) {
+                    if (f == 'f') o.fake = true;
+                    else if (f == 's') sloppy = true;
+                    else if (f == 'n' || f == 'v') {}
+                    else res.errors.push_back(fmt::format("unknown flag -{}", f));
+                } else {
+                    if (f == 'f') o.foreground = true;
+                    else if (f == 'd') o.debug = o.foreground = true;
+                    else if (f == 's') o.single_thread = true;
+                    else res.errors.push_back(fmt::format("unknown flag -{}", f));
+                }
+            }
+        } else {
+            positional.push_back(a);
+        }
+    }
+    if (o.show_help || o.show_version) return res;
+    for (const std::string& l : option_lists) apply_option_list(l, o, res.errors, sloppy);
+
+    if (positional.size() < 2) {
+        res.errors.push_back("expected BACKING and MOUNTPOINT (see --help)");
+    } else if (positional.size() > 2) {
+        res.errors.push_back(fmt::format("unexpected argument '{}'", positional[2]));
+    } else {
+        std::string backing = positional[0];
+        // mount(8) may hand us "remapfs#BACKING" (the old fuse spec form).
+        if (auto hash = backing.find('#'); helper && hash != std::string::npos) backing = backing.substr(hash + 1);
+        o.instance.backing_path = absolute(backing);
+        o.mountpoint = absolute(positional[1]);
+    }
+    return res;
+}
+
+}  // namespace remapfs::daemon

@@ -1,0 +1,38 @@
+#pragma once
+// Command line of the daemon, in both of its shapes:
+//   remapfs [options] BACKING MOUNTPOINT
+//   mount.remapfs BACKING MOUNTPOINT [-sfnv] [-N ns] [-o opts] [-t type]   (mount(8) helper)
+// All problems are collected and reported together (mergerfs cfg.errs); parsing changes
+// nothing on disk.
+
+#include "remapfs/instance.hpp"
+
+#include <string>
+#include <vector>
+
+namespace remapfs::daemon {
+
+struct Options {
+    InstanceOptions instance;
+    std::string mountpoint;
+    std::string image_name = "disk.img";
+    bool foreground = false;
+    bool debug = false;
+    bool single_thread = false;
+    bool allow_other = false;
+    bool fake = false;       // mount -f: do everything but mount
+    bool show_help = false;
+    bool show_version = false;
+    std::vector<std::string> kernel_options;  // nodev, nosuid, noexec, noatime ...
+};
+
+struct ParseResult {
+    Options options;
+    std::vector<std::string> errors;
+};
+
+// helper: invoked as mount.remapfs / mount.fuse.remapfs.
+ParseResult parse_command_line(int argc, char** argv, bool helper);
+std::string usage(const char* argv0);
+
+}  // namespace remapfs::daemon

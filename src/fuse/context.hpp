@@ -1,0 +1,34 @@
+#pragma once
+// What every FUSE op needs: the instance and the two inodes we expose. Reached from a request
+// with fs(req); set up once before the session starts and read-only afterwards.
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_lowlevel.h>
+
+#include "remapfs/instance.hpp"
+
+#include <string>
+#include <sys/stat.h>
+
+namespace remapfs::fuse_op {
+
+inline constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
+inline constexpr fuse_ino_t kImageIno = 2;
+// The image never changes size or identity: let the kernel cache its attributes for long.
+inline constexpr double kAttrTimeout = 86400.0;
+
+struct FsContext {
+    Instance& instance;
+    std::string image_name;
+    std::string mountpoint;
+    bool read_only = false;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    struct timespec mount_time {};
+
+    struct stat attr(fuse_ino_t ino) const;
+};
+
+inline FsContext& fs(fuse_req_t req) { return *static_cast<FsContext*>(fuse_req_userdata(req)); }
+
+}  // namespace remapfs::fuse_op

@@ -1,0 +1,154 @@
+#include "remapfs/db/store.hpp"
+
+#include "remapfs/db/schema.hpp"
+#include "remapfs/log.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <ctime>
+#include <stdexcept>
+#include <sys/stat.h>
+
+namespace remapfs::db {
+
+Store Store::open(const std::string& path, bool create, bool read_only) {
+    struct stat st {};
+    bool exists = ::stat(path.c_str(), &st) == 0;
+    if (!exists && (read_only || !create))
+        throw std::runtime_error(fmt::format("database {} does not exist", path));
+    if (exists && !S_ISREG(st.st_mode)) throw std::runtime_error(fmt::format("database {} is not a regular file", path));
+
+    Connection c(path, read_only ? Connection::Mode::read_only : Connection::Mode::read_write_create);
+    if (read_only) {
+        int v = check_header(c);
+        if (v == 0) throw std::runtime_error(fmt::format("{} is an empty database", path));
+        if (v != latest_version())
+            throw std::runtime_error(fmt::format("{} has schema version {}; mount it once to upgrade it to {}", path, v,
+                                                 latest_version()));
+        return Store(std::move(c));
+    }
+    check_header(c);  // refuse foreign/new files before WAL changes the header
+    // Switch to WAL only if needed (Nix local-store): the switch itself writes the header.
+    std::string mode;
+    {
+        Statement jm(c, "PRAGMA journal_mode");
+        auto u = jm.use();
+        if (u.next()) mode = u.get_str(0);
+    }
+    if (mode != "wal") c.exec("PRAGMA journal_mode = WAL");
+    c.exec("PRAGMA synchronous = FULL");
+    c.exec("PRAGMA foreign_keys = ON");
+    migrate(c);
+    return Store(std::move(c));
+}
+
+std::optional<DeviceIdentity> Store::identity() {
+    Statement s(conn_,
+                "SELECT uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, spare_offset, "
+                "spare_slots, created FROM device WHERE id = 1");
+    auto u = s.use();
+    if (!u.next()) return std::nullopt;
+    DeviceIdentity d;
+    d.uuid = u.get_str(0);
+    d.backing_path = u.get_str(1);
+    d.backing_bytes = static_cast<std::uint64_t>(u.get_int(2));
+    d.sector_size = static_cast<std::uint32_t>(u.get_int(3));
+    d.image_sectors = static_cast<std::uint64_t>(u.get_int(4));
+    d.spare_path = u.get_opt_str(5);
+    d.spare_offset = static_cast<std::uint64_t>(u.get_int(6));
+    d.spare_slots = static_cast<std::uint64_t>(u.get_int(7));
+    d.created = u.get_int(8);
+    return d;
+}
+
+void Store::bind(const DeviceIdentity& d) {
+    Transaction txn(conn_);
+    Statement s(conn_,
+                "INSERT INTO device (id, uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, "
+                "spare_offset, spare_slots, created) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.use()(std::string_view(d.uuid))(std::string_view(d.backing_path))(static_cast<std::int64_t>(d.backing_bytes))(static_cast<std::int64_t>(d.sector_size))(
+        static_cast<std::int64_t>(d.image_sectors))(d.spare_path)(static_cast<std::int64_t>(d.spare_offset))(
+        static_cast<std::int64_t>(d.spare_slots))(d.created)
+        .exec();
+    txn.commit();
+}
+
+std::vector<RemapRow> Store::remaps() {
+    Statement s(conn_, "SELECT lba, spare_slot, state, reason, created FROM remap ORDER BY lba");
+    std::vector<RemapRow> rows;
+    auto u = s.use();
+    while (u.next())
+        rows.push_back({Lba{static_cast<std::uint64_t>(u.get_int(0))}, SpareSlot{static_cast<std::uint64_t>(u.get_int(1))},
+                        u.get_str(2), u.get_str(3), u.get_int(4)});
+    return rows;
+}
+
+AllocatorState Store::allocator() {
+    AllocatorState a;
+    a.next_slot = static_cast<std::uint64_t>(conn_.query_int("SELECT next_slot FROM allocator WHERE id = 1"));
+    Statement s(conn_, "SELECT slot FROM free_slot ORDER BY slot");
+    auto u = s.use();
+    while (u.next()) a.free_slots.push_back(static_cast<std::uint64_t>(u.get_int(0)));
+    return a;
+}
+
+Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason) noexcept {
+    try {
+        Transaction txn(conn_);
+        Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
+        ins.use()(static_cast<std::int64_t>(lba.v))(static_cast<std::int64_t>(slot.v))(reason)(
+               static_cast<std::int64_t>(std::time(nullptr)))
+            .exec();
+        if (from_free_list) {
+            Statement del(conn_, "DELETE FROM free_slot WHERE slot = ?");
+            del.use()(static_cast<std::int64_t>(slot.v)).exec();
+        } else {
+            Statement adv(conn_, "UPDATE allocator SET next_slot = max(next_slot, ?) WHERE id = 1");
+            adv.use()(static_cast<std::int64_t>(slot.v + 1)).exec();
+        }
+        txn.commit();
+        return ok();
+    } catch (const Error& e) {
+        log::error("committing remap of sector {}: {}", lba.v, e.what());
+        return Errno{EIO};
+    } catch (const std::exception& e) {
+        log::error("committing remap of sector {}: {}", lba.v, e.what());
+        return Errno{EIO};
+    }
+}
+
+Result<void> Store::commit_unremap(Lba lba, SpareSlot slot) noexcept {
+    try {
+        Transaction txn(conn_);
+        Statement del(conn_, "DELETE FROM remap WHERE lba = ? AND spare_slot = ?");
+        del.use()(static_cast<std::int64_t>(lba.v))(static_cast<std::int64_t>(slot.v)).exec();
+        Statement fr(conn_, "INSERT OR IGNORE INTO free_slot (slot) VALUES (?)");
+        fr.use()(static_cast<std::int64_t>(slot.v)).exec();
+        txn.commit();
+        return ok();
+    } catch (const std::exception& e) {
+        log::error("committing unremap of sector {}: {}", lba.v, e.what());
+        return Errno{EIO};
+    }
+}
+
+std::string new_uuid() {
+    std::array<unsigned char, 16> b{};
+    int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::read(fd, b.data(), b.size()) != static_cast<ssize_t>(b.size())) {
+        if (fd >= 0) ::close(fd);
+        throw std::runtime_error("cannot read /dev/urandom for a device id");
+    }
+    ::close(fd);
+    b[6] = (b[6] & 0x0f) | 0x40;  // version 4
+    b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
+    return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+                       b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                       b[15]);
+}
+
+}  // namespace remapfs::db

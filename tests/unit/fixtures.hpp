@@ -1,0 +1,63 @@
+#pragma once
+// Shared test scaffolding: temp directories, a remap stack on an in-memory backing.
+
+#include "remapfs/block/memory_backing.hpp"
+#include "remapfs/block/remap_layer.hpp"
+#include "remapfs/db/schema.hpp"
+#include "remapfs/db/store.hpp"
+#include "remapfs/remap/remapper.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace test {
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::string tmpl = (std::filesystem::temp_directory_path() / "remapfs-unit-XXXXXX").string();
+        path = ::mkdtemp(tmpl.data());
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+inline std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
+    std::vector<std::byte> v(n);
+    std::mt19937 rng(seed);
+    for (auto& b : v) b = static_cast<std::byte>(rng());
+    return v;
+}
+
+// Image of `sectors` sectors + spare of `slots` slots on a MemoryBacking, with a store on disk.
+struct MemStack {
+    TempDir dir;
+    remapfs::Geometry g;
+    remapfs::block::MemoryBacking* mem = nullptr;
+    std::unique_ptr<remapfs::block::RemapLayer> layer;
+    remapfs::remap::TableHolder tables;
+    std::optional<remapfs::db::Store> store;
+    std::unique_ptr<remapfs::remap::Remapper> remapper;
+
+    MemStack(std::uint32_t sector_size, std::uint64_t sectors, std::uint64_t slots) {
+        g = remapfs::Geometry{remapfs::SectorSize(sector_size), remapfs::SectorCount{sectors},
+                              remapfs::SectorCount{slots}};
+        auto m = std::make_unique<remapfs::block::MemoryBacking>(g.physical_bytes());
+        mem = m.get();
+        layer = std::make_unique<remapfs::block::RemapLayer>(std::move(m), g, tables, false);
+        store.emplace(remapfs::db::Store::open(dir.file("t.db"), true, false));
+        remapper = std::make_unique<remapfs::remap::Remapper>(*store, tables, *mem, g, store->allocator());
+    }
+    std::vector<std::byte> slot_bytes(remapfs::SpareSlot s) const {
+        return mem->raw(g.slot_offset(s), g.sector_size.count());
+    }
+    std::vector<std::byte> data_bytes(remapfs::Lba l) const {
+        return mem->raw(g.data_offset(l), g.sector_size.count());
+    }
+};
+
+}  // namespace test

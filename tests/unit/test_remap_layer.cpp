@@ -1,0 +1,152 @@
+#include <doctest/doctest.h>
+
+#include "fixtures.hpp"
+
+#include <cstring>
+#include <thread>
+
+using namespace remapfs;
+
+namespace {
+std::vector<std::byte> read(block::BlockLayer& l, std::uint64_t off, std::size_t len) {
+    std::vector<std::byte> v(len);
+    REQUIRE(l.pread(v, ByteOffset{off}));
+    return v;
+}
+}  // namespace
+
+TEST_CASE("unremapped I/O passes straight through, any alignment") {
+    test::MemStack s(512, 64, 8);
+    auto data = test::pattern(5000, 1);
+    REQUIRE(s.layer->pwrite(data, ByteOffset{300}));
+    CHECK(read(*s.layer, 300, 5000) == data);
+    CHECK(s.mem->raw(ByteOffset{300}, ByteCount{5000}) == data);
+}
+
+TEST_CASE("each sector of a request is checked on its own") {
+    test::MemStack s(512, 64, 8);
+    auto before = test::pattern(64 * 512, 2);
+    REQUIRE(s.layer->pwrite(before, ByteOffset{0}));
+    // Remap sectors in the middle of a multi-sector range, not only its first sector.
+    auto a = s.remapper->remap(Lba{5}, "manual");
+    auto b = s.remapper->remap(Lba{7}, "manual");
+    REQUIRE(a);
+    REQUIRE(b);
+    // The copy moved the sector's data into its slot before the remap was published.
+    CHECK(s.slot_bytes(*a) == std::vector<std::byte>(before.begin() + 5 * 512, before.begin() + 6 * 512));
+    CHECK(read(*s.layer, 0, before.size()) == before);
+
+    auto after = test::pattern(8 * 512, 3);
+    REQUIRE(s.layer->pwrite(after, ByteOffset{4 * 512}));  // sectors 4..11
+    CHECK(read(*s.layer, 4 * 512, after.size()) == after);
+    // Remapped sectors went to their slots, the rest to the backing.
+    CHECK(s.slot_bytes(*a) == std::vector<std::byte>(after.begin() + 1 * 512, after.begin() + 2 * 512));
+    CHECK(s.slot_bytes(*b) == std::vector<std::byte>(after.begin() + 3 * 512, after.begin() + 4 * 512));
+    CHECK(s.data_bytes(Lba{6}) == std::vector<std::byte>(after.begin() + 2 * 512, after.begin() + 3 * 512));
+    // The backing's copy of a remapped sector is left alone.
+    CHECK(s.data_bytes(Lba{5}) == std::vector<std::byte>(before.begin() + 5 * 512, before.begin() + 6 * 512));
+}
+
+TEST_CASE("partial sectors use read-modify-write on the remapped slot") {
+    for (std::uint32_t ss : {512u, 4096u}) {
+        CAPTURE(ss);
+        test::MemStack s(ss, 16, 4);
+        auto base = test::pattern(16 * ss, 4);
+        REQUIRE(s.layer->pwrite(base, ByteOffset{0}));
+        auto slot = s.remapper->remap(Lba{2}, "manual");
+        REQUIRE(slot);
+        // Head partial in sector 2, body sector 3, tail partial in sector 4.
+        const std::uint64_t off = 2 * ss + 100;
+        auto patch = test::pattern(2 * ss, 5);
+        REQUIRE(s.layer->pwrite(patch, ByteOffset{off}));
+        std::memcpy(base.data() + off, patch.data(), patch.size());
+        CHECK(read(*s.layer, 0, base.size()) == base);
+        CHECK(s.slot_bytes(*slot) == std::vector<std::byte>(base.begin() + 2 * ss, base.begin() + 3 * ss));
+        // Tiny write inside one remapped sector.
+        auto tiny = test::pattern(7, 6);
+        REQUIRE(s.layer->pwrite(tiny, ByteOffset{2 * ss + 1}));
+        std::memcpy(base.data() + 2 * ss + 1, tiny.data(), tiny.size());
+        CHECK(read(*s.layer, 2 * ss, ss) == std::vector<std::byte>(base.begin() + 2 * ss, base.begin() + 3 * ss));
+    }
+}
+
+TEST_CASE("discard zeros remapped and unremapped sectors alike") {
+    test::MemStack s(512, 16, 4);
+    REQUIRE(s.layer->pwrite(test::pattern(16 * 512, 7), ByteOffset{0}));
+    REQUIRE(s.remapper->remap(Lba{3}, "manual"));
+    REQUIRE(s.layer->discard(ByteOffset{2 * 512 + 10}, ByteCount{3 * 512}));
+    auto after = read(*s.layer, 0, 16 * 512);
+    for (std::size_t i = 2 * 512 + 10; i < 5 * 512 + 10; ++i) REQUIRE(after[i] == std::byte{0});
+    CHECK(after[2 * 512 + 9] != std::byte{0});
+}
+
+TEST_CASE("unremap copies the data back and frees the slot") {
+    test::MemStack s(4096, 8, 2);
+    auto data = test::pattern(8 * 4096, 8);
+    REQUIRE(s.layer->pwrite(data, ByteOffset{0}));
+    auto slot = s.remapper->remap(Lba{1}, "manual");
+    REQUIRE(slot);
+    auto newer = test::pattern(4096, 9);
+    REQUIRE(s.layer->pwrite(newer, ByteOffset{4096}));
+    REQUIRE(s.remapper->unremap(Lba{1}));
+    CHECK(s.data_bytes(Lba{1}) == newer);
+    CHECK(read(*s.layer, 4096, 4096) == newer);
+    CHECK(s.remapper->unremap(Lba{1}).error() == ENOENT);
+    // The freed slot is reused first.
+    auto again = s.remapper->remap(Lba{6}, "manual");
+    REQUIRE(again);
+    CHECK(*again == *slot);
+}
+
+TEST_CASE("remap refuses duplicates, out-of-range sectors and full spares") {
+    test::MemStack s(4096, 8, 2);
+    REQUIRE(s.remapper->remap(Lba{0}, "manual"));
+    CHECK(s.remapper->remap(Lba{0}, "manual").error() == EEXIST);
+    CHECK(s.remapper->remap(Lba{8}, "manual").error() == EINVAL);
+    REQUIRE(s.remapper->remap(Lba{1}, "manual"));
+    CHECK(s.remapper->usage().exhausted());
+    CHECK(s.remapper->remap(Lba{2}, "manual").error() == ENOSPC);
+    // Everything else keeps working.
+    auto d = test::pattern(4096, 10);
+    REQUIRE(s.layer->pwrite(d, ByteOffset{2 * 4096}));
+    CHECK(read(*s.layer, 2 * 4096, 4096) == d);
+}
+
+TEST_CASE("remaps are persisted with their allocator state") {
+    test::MemStack s(4096, 8, 4);
+    REQUIRE(s.remapper->remap(Lba{3}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{5}, "manual"));
+    REQUIRE(s.remapper->unremap(Lba{3}));
+    auto rows = s.store->remaps();
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].lba == Lba{5});
+    CHECK(rows[0].slot == SpareSlot{1});
+    CHECK(rows[0].reason == "manual");
+    auto a = s.store->allocator();
+    CHECK(a.next_slot == 2);
+    CHECK(a.free_slots == std::vector<std::uint64_t>{0});
+}
+
+TEST_CASE("writers racing a remap never lose data") {
+    // Writers keep rewriting sector 4 while it is remapped and unremapped; at the end the
+    // sector must hold the last value written, wherever it lives.
+    test::MemStack s(512, 16, 4);
+    REQUIRE(s.layer->pwrite(test::pattern(16 * 512, 11), ByteOffset{0}));
+    std::atomic<bool> stop{false};
+    std::atomic<unsigned> last{0};
+    std::thread writer([&] {
+        for (unsigned i = 1; !stop; ++i) {
+            auto d = test::pattern(512, i);
+            REQUIRE(s.layer->pwrite(d, ByteOffset{4 * 512}));
+            last = i;
+        }
+    });
+    for (int k = 0; k < 50; ++k) {
+        REQUIRE(s.remapper->remap(Lba{4}, "manual"));
+        REQUIRE(s.remapper->unremap(Lba{4}));
+    }
+    REQUIRE(s.remapper->remap(Lba{4}, "manual"));
+    stop = true;
+    writer.join();
+    CHECK(read(*s.layer, 4 * 512, 512) == test::pattern(512, last));
+}

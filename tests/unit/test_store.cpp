@@ -1,0 +1,116 @@
+#include <doctest/doctest.h>
+
+#include "fixtures.hpp"
+
+#include <filesystem>
+#include <fstream>
+
+using namespace remapfs;
+
+TEST_CASE("a new database is migrated to the latest schema and marked as ours") {
+    test::TempDir d;
+    auto s = db::Store::open(d.file("a.db"), true, false);
+    CHECK(s.connection().query_int("PRAGMA user_version") == db::latest_version());
+    CHECK(s.connection().query_int("PRAGMA application_id") == db::kApplicationId);
+    CHECK_FALSE(s.identity());
+    CHECK(s.allocator().next_slot == 0);
+    // Strict tables refuse garbage types.
+    CHECK_THROWS_AS(s.connection().exec("INSERT INTO remap VALUES ('x', 1, 'active', 'manual', 0)"), db::Error);
+}
+
+TEST_CASE("the migration ladder runs each missing step once, in order, in one transaction") {
+    test::TempDir d;
+    std::vector<std::string> ran;
+    std::vector<db::Migration> ladder = {
+        {1, "one", [&](db::Connection& c) { ran.push_back("1"); c.exec("CREATE TABLE a (x INTEGER) STRICT"); }},
+        {2, "two", [&](db::Connection& c) { ran.push_back("2"); c.exec("CREATE TABLE b (x INTEGER) STRICT"); }},
+    };
+    {
+        db::Connection c(d.file("m.db"), db::Connection::Mode::read_write_create);
+        std::vector<db::Migration> first(ladder.begin(), ladder.begin() + 1);
+        CHECK(db::migrate(c, first) == 1);
+    }
+    db::Connection c(d.file("m.db"), db::Connection::Mode::read_write);
+    CHECK(db::migrate(c, ladder) == 2);
+    CHECK(ran == std::vector<std::string>{"1", "2"});
+    CHECK(db::migrate(c, ladder) == 2);  // nothing left to do
+    CHECK(ran.size() == 2);
+
+    // A failing step leaves the database at its old version.
+    ladder.push_back({3, "broken", [](db::Connection& cc) {
+                          cc.exec("CREATE TABLE c (x INTEGER) STRICT");
+                          cc.exec("THIS IS NOT SQL");
+                      }});
+    CHECK_THROWS(db::migrate(c, ladder));
+    CHECK(c.query_int("PRAGMA user_version") == 2);
+    CHECK(c.query_int("SELECT count(*) FROM sqlite_schema WHERE name = 'c'") == 0);
+}
+
+TEST_CASE("foreign, newer and non-SQLite databases are refused without being changed") {
+    test::TempDir d;
+    SUBCASE("foreign") {
+        {
+            db::Connection c(d.file("f.db"), db::Connection::Mode::read_write_create);
+            c.exec("CREATE TABLE notes (t TEXT)");
+        }
+        auto before = std::filesystem::last_write_time(d.file("f.db"));
+        auto size = std::filesystem::file_size(d.file("f.db"));
+        CHECK_THROWS_WITH_AS(db::Store::open(d.file("f.db"), true, false), doctest::Contains("not a remapfs database"),
+                             std::runtime_error);
+        CHECK(std::filesystem::last_write_time(d.file("f.db")) == before);
+        CHECK(std::filesystem::file_size(d.file("f.db")) == size);
+        CHECK_FALSE(std::filesystem::exists(d.file("f.db-wal")));
+    }
+    SUBCASE("newer") {
+        {
+            db::Connection c(d.file("n.db"), db::Connection::Mode::read_write_create);
+            c.exec("CREATE TABLE x (y INTEGER)");
+            c.exec("PRAGMA application_id = " + std::to_string(db::kApplicationId));
+            c.exec("PRAGMA user_version = 99");
+        }
+        CHECK_THROWS_WITH_AS(db::Store::open(d.file("n.db"), true, false), doctest::Contains("newer"),
+                             std::runtime_error);
+    }
+    SUBCASE("not SQLite") {
+        std::ofstream(d.file("junk.db")) << "this is not a database, just text that is long enough to matter\n";
+        CHECK_THROWS(db::Store::open(d.file("junk.db"), true, false));
+    }
+    SUBCASE("missing, read-only") {
+        CHECK_THROWS_WITH_AS(db::Store::open(d.file("none.db"), false, true), doctest::Contains("does not exist"),
+                             std::runtime_error);
+        CHECK_FALSE(std::filesystem::exists(d.file("none.db")));
+    }
+}
+
+TEST_CASE("identity and remap rows round-trip") {
+    test::TempDir d;
+    {
+        auto s = db::Store::open(d.file("i.db"), true, false);
+        db::DeviceIdentity id;
+        id.uuid = db::new_uuid();
+        id.backing_path = "/x";
+        id.backing_bytes = 1 << 20;
+        id.sector_size = 4096;
+        id.image_sectors = 200;
+        id.spare_offset = 200 * 4096;
+        id.spare_slots = 50;
+        id.created = 123;
+        s.bind(id);
+        REQUIRE(s.commit_remap(Lba{7}, SpareSlot{0}, false, "manual"));
+        REQUIRE(s.commit_remap(Lba{9}, SpareSlot{1}, false, "manual"));
+        // A sector can have only one slot and a slot only one sector.
+        CHECK(s.commit_remap(Lba{7}, SpareSlot{2}, false, "manual").error() == EIO);
+        CHECK(s.commit_remap(Lba{8}, SpareSlot{1}, false, "manual").error() == EIO);
+    }
+    auto s = db::Store::open(d.file("i.db"), false, true);
+    auto id = s.identity();
+    REQUIRE(id);
+    CHECK(id->uuid.size() == 36);
+    CHECK(id->image_sectors == 200);
+    CHECK_FALSE(id->spare_path);
+    auto rows = s.remaps();
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[1].lba == Lba{9});
+    CHECK(s.allocator().next_slot == 2);
+    CHECK(s.connection().query_int("SELECT count(*) FROM remap_list") == 2);
+}
