@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -71,6 +72,13 @@ std::string db_from_mount(const std::string& mnt) {
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
+// Read-write when we may: a read-only SQLite connection to a WAL database cannot clean up the
+// -wal/-shm files it creates, a read-write one removes them when it closes. Nothing is written
+// unless a command changes something (a database from an older remapfs is upgraded).
+remapfs::db::Store open_store(const std::string& db) {
+    return remapfs::db::Store::open(db, false, ::access(db.c_str(), W_OK) != 0);
+}
+
 // Status of the daemon serving this database, if any.
 std::optional<json> live_call(const remapfs::db::DeviceIdentity& id, const json& req) {
     return remapfs::control::call(remapfs::control_socket_path(id.uuid), req);
@@ -90,7 +98,7 @@ void check_reply(const json& r) {
 json run_data_command(const std::string& db, const json& req, bool writes) {
     remapfs::db::DeviceIdentity id;
     {
-        auto s = remapfs::db::Store::open(db, false, true);
+        auto s = open_store(db);
         id = read_identity(s);
     }
     if (auto r = live_call(id, req)) return *r;
@@ -108,7 +116,7 @@ std::string fmt_time(std::int64_t t) {
 }
 
 int cmd_status(const std::string& db, bool as_json) {
-    auto s = remapfs::db::Store::open(db, false, true);
+    auto s = open_store(db);
     auto id = read_identity(s);
     auto rows = s.remaps();
     json st = remapfs::control::status_json(id, db, rows.size());
@@ -141,7 +149,7 @@ int cmd_status(const std::string& db, bool as_json) {
 }
 
 int cmd_list(const std::string& db, bool as_json) {
-    auto s = remapfs::db::Store::open(db, false, true);
+    auto s = open_store(db);
     read_identity(s);
     auto rows = s.remaps();
     if (as_json) {
@@ -171,6 +179,15 @@ int cmd_verify(const std::string& db, const std::vector<std::string>& args, bool
         req["count"] = parse_number(args[1], "COUNT");
         if (req["count"] == 0) throw UsageError("COUNT must be at least 1");
     }
+    {
+        auto s = open_store(db);
+        auto id = read_identity(s);
+        const std::uint64_t start = req.value("start", std::uint64_t{0});
+        const std::uint64_t count = req.value("count", start < id.image_sectors ? id.image_sectors - start : 0);
+        if (start >= id.image_sectors || count > id.image_sectors - start)
+            throw UsageError(fmt::format("sectors {}+{} are outside the image ({} sectors)", start, count,
+                                         id.image_sectors));
+    }
     json r = run_data_command(db, req, false);
     if (!r.value("ok", false) && r.value("errno", 0) == EINVAL) throw UsageError(r.value("error", std::string()));
     check_reply(r);
@@ -196,11 +213,16 @@ int cmd_move(const std::string& db, const std::string& cmd, const std::vector<st
     if (args.size() != 1) throw UsageError(fmt::format("{} takes exactly one LBA", cmd));
     const std::uint64_t lba = parse_number(args[0], "LBA");
     {
-        auto s = remapfs::db::Store::open(db, false, true);
+        auto s = open_store(db);
         auto id = read_identity(s);
         if (lba >= id.image_sectors)
             throw UsageError(fmt::format("LBA {} is outside the image ({} sectors of {} bytes)", lba, id.image_sectors,
                                          id.sector_size));
+        // Refuse the obvious mistakes before touching the backing (the daemon checks again).
+        auto rows = s.remaps();
+        bool mapped = std::any_of(rows.begin(), rows.end(), [&](const auto& r) { return r.lba.v == lba; });
+        if (cmd == "remap" && mapped) throw std::runtime_error(fmt::format("sector {} is already remapped", lba));
+        if (cmd == "unremap" && !mapped) throw std::runtime_error(fmt::format("sector {} is not remapped", lba));
     }
     json r = run_data_command(db, {{"cmd", cmd}, {"lba", lba}}, true);
     check_reply(r);
@@ -285,6 +307,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    remapfs::log::set_level(remapfs::log::Level::warning);  // the command prints its own result
     try {
         return run(argc, argv);
     } catch (const UsageError& e) {

@@ -73,7 +73,8 @@ int run(int argc, char** argv) {
     if (!S_ISDIR(st.st_mode))
         return std::fprintf(stderr, "remapfs: mountpoint %s is not a directory\n", o.mountpoint.c_str()), 1;
     if (o.fake) return 0;
-    if (o.debug) log::set_level(log::Level::debug);
+    // In the foreground the operator watches the log; a mount command should print only errors.
+    log::set_level(o.debug ? log::Level::debug : o.foreground ? log::Level::info : log::Level::warning);
 
     std::optional<daemon::Detacher> detacher;
     if (!o.foreground) detacher.emplace(daemon::Detacher::fork_and_wait());

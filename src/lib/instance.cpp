@@ -319,7 +319,7 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
 std::unique_ptr<Instance> Instance::open_from_db(const std::string& db_path, bool read_only) {
     db::DeviceIdentity id;
     {
-        db::Store s = db::Store::open(db_path, false, true);
+        db::Store s = db::Store::open(db_path, false, ::access(db_path.c_str(), W_OK) != 0);
         auto found = s.identity();
         if (!found) throw runtime_error(fmt::format("database {} has no device yet", db_path));
         id = *found;
