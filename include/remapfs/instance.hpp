@@ -4,7 +4,9 @@
 // the daemon and by remapctl when no daemon is running. Opening throws std::runtime_error with
 // a one-line message; nothing on disk changes unless every check passed.
 
+#include "remapfs/block/fault_injector.hpp"
 #include "remapfs/block/layer.hpp"
+#include "remapfs/clock.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/geometry.hpp"
 #include "remapfs/remap/remapper.hpp"
@@ -36,6 +38,11 @@ struct InstanceOptions {
     bool read_only = false;
     bool create_db = true;  // false: the database must exist (remapctl)
     BackingIo backing_io = BackingIo::automatic;
+    remap::Policy policy;
+    // Tests and simulation only: put a FaultInjector under the remap layer (-o allow_inject).
+    bool allow_inject = false;
+    std::vector<block::FaultRule> faults;  // loaded at open (-o inject_file=)
+    Clock* clock = nullptr;                // default: the system clock
 };
 
 // BACKING.remapfs.db beside a regular file; /var/lib/remapfs/<path with / as ->.db for a
@@ -50,6 +57,7 @@ public:
 
     block::BlockLayer& image() { return *stack_; }         // the remap layer, byte-addressed
     block::BlockLayer& physical() { return *physical_; }   // below it
+    block::FaultInjector* injector() { return injector_; } // null unless allow_inject
     remap::Remapper& remapper() { return *remapper_; }
     remap::TableHolder& tables() { return tables_; }
     db::Store& store() { return *store_; }
@@ -73,6 +81,7 @@ private:
     remap::TableHolder tables_;
     std::unique_ptr<block::BlockLayer> stack_;
     block::BlockLayer* physical_ = nullptr;
+    block::FaultInjector* injector_ = nullptr;
     std::unique_ptr<remap::Remapper> remapper_;
 };
 

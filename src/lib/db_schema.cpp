@@ -53,12 +53,33 @@ void create_v2(Connection& c) {
     )sql");
 }
 
+void create_v3(Connection& c) {
+    c.exec(R"sql(
+        -- Sectors that could not be read even after retries. The next write of such a sector
+        -- is sent to a fresh spare slot; the row goes away in the same transaction.
+        CREATE TABLE pending (
+            lba        INTEGER PRIMARY KEY,
+            first_seen INTEGER NOT NULL,   -- unix seconds
+            last_seen  INTEGER NOT NULL,
+            errors     INTEGER NOT NULL,   -- failed reads (after retries) so far
+            last_errno INTEGER NOT NULL
+        ) STRICT;
+        -- Spare slots that failed a write; never handed out again.
+        CREATE TABLE retired_slot (
+            slot       INTEGER PRIMARY KEY,
+            retired    INTEGER NOT NULL,   -- unix seconds
+            last_errno INTEGER NOT NULL
+        ) STRICT;
+    )sql");
+}
+
 }  // namespace
 
 const std::vector<Migration>& schema_ladder() {
     static const std::vector<Migration> ladder = {
         {1, "device identity, spare allocator and remap table", create_v1},
         {2, "remap_list view", create_v2},
+        {3, "pending sectors and retired spare slots", create_v3},
     };
     return ladder;
 }

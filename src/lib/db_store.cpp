@@ -93,47 +93,107 @@ AllocatorState Store::allocator() {
     Statement s(conn_, "SELECT slot FROM free_slot ORDER BY slot");
     auto u = s.use();
     while (u.next()) a.free_slots.push_back(static_cast<std::uint64_t>(u.get_int(0)));
+    a.retired = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM retired_slot"));
     return a;
 }
 
-Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason) noexcept {
+std::vector<PendingRow> Store::pending() {
+    Statement s(conn_, "SELECT lba, first_seen, last_seen, errors, last_errno FROM pending ORDER BY lba");
+    std::vector<PendingRow> rows;
+    auto u = s.use();
+    while (u.next())
+        rows.push_back({Lba{static_cast<std::uint64_t>(u.get_int(0))}, u.get_int(1), u.get_int(2),
+                        static_cast<std::uint64_t>(u.get_int(3)), static_cast<int>(u.get_int(4))});
+    return rows;
+}
+
+namespace {
+
+std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }
+
+// The slot leaves the allocator: off the free list, or next_slot moves past it.
+void take_slot(Connection& c, SpareSlot slot, bool from_free_list) {
+    if (from_free_list) {
+        Statement del(c, "DELETE FROM free_slot WHERE slot = ?");
+        del.use()(i64(slot.v)).exec();
+    } else {
+        Statement adv(c, "UPDATE allocator SET next_slot = max(next_slot, ?) WHERE id = 1");
+        adv.use()(i64(slot.v + 1)).exec();
+    }
+}
+
+void retire(Connection& c, SpareSlot slot, int err) {
+    Statement r(c, "INSERT OR REPLACE INTO retired_slot (slot, retired, last_errno) VALUES (?, ?, ?)");
+    r.use()(i64(slot.v))(static_cast<std::int64_t>(std::time(nullptr)))(static_cast<std::int64_t>(err)).exec();
+}
+
+void clear_pending(Connection& c, Lba lba) {
+    Statement d(c, "DELETE FROM pending WHERE lba = ?");
+    d.use()(i64(lba.v)).exec();
+}
+
+// Runs body in a transaction; any SQLite failure becomes EIO, logged with its code.
+template <typename F>
+Result<void> in_transaction(Connection& c, const char* what, std::uint64_t n, F&& body) noexcept {
     try {
-        Transaction txn(conn_);
-        Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
-        ins.use()(static_cast<std::int64_t>(lba.v))(static_cast<std::int64_t>(slot.v))(reason)(
-               static_cast<std::int64_t>(std::time(nullptr)))
-            .exec();
-        if (from_free_list) {
-            Statement del(conn_, "DELETE FROM free_slot WHERE slot = ?");
-            del.use()(static_cast<std::int64_t>(slot.v)).exec();
-        } else {
-            Statement adv(conn_, "UPDATE allocator SET next_slot = max(next_slot, ?) WHERE id = 1");
-            adv.use()(static_cast<std::int64_t>(slot.v + 1)).exec();
-        }
+        Transaction txn(c);
+        body();
         txn.commit();
         return ok();
-    } catch (const Error& e) {
-        log::error("committing remap of sector {}: {}", lba.v, e.what());
-        return Errno{EIO};
     } catch (const std::exception& e) {
-        log::error("committing remap of sector {}: {}", lba.v, e.what());
+        log::error("{} {}: {}", what, n, e.what());
         return Errno{EIO};
     }
 }
 
+}  // namespace
+
+Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason) noexcept {
+    return in_transaction(conn_, "committing remap of sector", lba.v, [&] {
+        Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
+        ins.use()(i64(lba.v))(i64(slot.v))(reason)(static_cast<std::int64_t>(std::time(nullptr))).exec();
+        take_slot(conn_, slot, from_free_list);
+        clear_pending(conn_, lba);
+    });
+}
+
 Result<void> Store::commit_unremap(Lba lba, SpareSlot slot) noexcept {
-    try {
-        Transaction txn(conn_);
+    return in_transaction(conn_, "committing unremap of sector", lba.v, [&] {
         Statement del(conn_, "DELETE FROM remap WHERE lba = ? AND spare_slot = ?");
-        del.use()(static_cast<std::int64_t>(lba.v))(static_cast<std::int64_t>(slot.v)).exec();
+        del.use()(i64(lba.v))(i64(slot.v)).exec();
         Statement fr(conn_, "INSERT OR IGNORE INTO free_slot (slot) VALUES (?)");
-        fr.use()(static_cast<std::int64_t>(slot.v)).exec();
-        txn.commit();
-        return ok();
-    } catch (const std::exception& e) {
-        log::error("committing unremap of sector {}: {}", lba.v, e.what());
-        return Errno{EIO};
-    }
+        fr.use()(i64(slot.v)).exec();
+    });
+}
+
+Result<void> Store::commit_relocate(Lba lba, SpareSlot old_slot, SpareSlot new_slot, bool from_free_list,
+                                    int old_errno) noexcept {
+    return in_transaction(conn_, "committing relocation of sector", lba.v, [&] {
+        Statement up(conn_, "UPDATE remap SET spare_slot = ? WHERE lba = ? AND spare_slot = ?");
+        up.use()(i64(new_slot.v))(i64(lba.v))(i64(old_slot.v)).exec();
+        if (sqlite3_changes(conn_.get()) != 1) conn_.fail(SQLITE_CONSTRAINT, "relocating a remap that is not there");
+        take_slot(conn_, new_slot, from_free_list);
+        retire(conn_, old_slot, old_errno);
+        clear_pending(conn_, lba);
+    });
+}
+
+Result<void> Store::commit_retire(SpareSlot slot, bool from_free_list, int err) noexcept {
+    return in_transaction(conn_, "retiring spare slot", slot.v, [&] {
+        take_slot(conn_, slot, from_free_list);
+        retire(conn_, slot, err);
+    });
+}
+
+Result<void> Store::commit_pending(Lba lba, int err) noexcept {
+    return in_transaction(conn_, "recording pending sector", lba.v, [&] {
+        const auto now = static_cast<std::int64_t>(std::time(nullptr));
+        Statement up(conn_,
+                     "INSERT INTO pending (lba, first_seen, last_seen, errors, last_errno) VALUES (?, ?, ?, 1, ?) "
+                     "ON CONFLICT (lba) DO UPDATE SET last_seen = excluded.last_seen, errors = errors + 1, "
+                     "last_errno = excluded.last_errno");
+        up.use()(i64(lba.v))(now)(now)(static_cast<std::int64_t>(err)).exec();
+    });
 }
 
 std::string new_uuid() {

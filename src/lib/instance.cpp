@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <map>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
@@ -295,23 +296,39 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     }
     in->geometry_ = layout.g;
 
-    std::vector<remap::Entry> entries;
+    std::map<std::uint64_t, remap::Entry> entries;
     for (const db::RemapRow& r : in->store_->remaps()) {
         if (!layout.g.contains(r.lba) || !layout.g.contains(r.slot))
             throw runtime_error(fmt::format("database {}: remap of sector {} to slot {} lies outside the device",
                                             in->db_path_, r.lba.v, r.slot.v));
-        entries.push_back({r.lba, r.slot, false});
+        entries[r.lba.v] = {r.lba, r.slot, remap::Entry::State::active};
     }
-    in->tables_.publish(remap::Table(std::move(entries)));
+    for (const db::PendingRow& p : in->store_->pending()) {
+        if (!layout.g.contains(p.lba)) continue;
+        auto [it, added] = entries.try_emplace(p.lba.v, remap::Entry{p.lba, SpareSlot{0}, remap::Entry::State::none});
+        it->second.pending = true;
+    }
+    std::vector<remap::Entry> sorted;
+    sorted.reserve(entries.size());
+    for (auto& [lba, e] : entries) sorted.push_back(e);
+    in->tables_.publish(remap::Table(std::move(sorted)), remap::TableHolder::Grace::skip);
 
     in->backing_fd_ = std::move(backing.fd);
     if (spare) in->spare_fd_ = std::move(spare->fd);
-    auto phys = std::make_unique<block::Backing>(layout.g, in->backing_fd_.get(), in->spare_fd_.get(),
-                                                 ByteOffset{layout.spare_offset}, direct);
+    Clock& clock = o.clock ? *o.clock : SystemClock::instance();
+    std::unique_ptr<block::BlockLayer> phys = std::make_unique<block::Backing>(
+        layout.g, in->backing_fd_.get(), in->spare_fd_.get(), ByteOffset{layout.spare_offset}, direct);
+    if (o.allow_inject) {
+        auto inj = std::make_unique<block::FaultInjector>(std::move(phys), layout.g, clock);
+        for (const auto& rule : o.faults) inj->add(rule);
+        in->injector_ = inj.get();
+        phys = std::move(inj);
+    }
     in->physical_ = phys.get();
-    in->stack_ = std::make_unique<block::RemapLayer>(std::move(phys), layout.g, in->tables_, o.read_only);
     in->remapper_ = std::make_unique<remap::Remapper>(*in->store_, in->tables_, *in->physical_, layout.g,
-                                                      in->store_->allocator());
+                                                      in->store_->allocator(), o.policy, clock);
+    in->stack_ = std::make_unique<block::RemapLayer>(std::move(phys), layout.g, in->tables_, *in->remapper_, clock,
+                                                     o.read_only);
     guard.armed = false;
     return in;
 }

@@ -2,34 +2,48 @@
 
 #include <cassert>
 #include <cstring>
-#include <vector>
+#include <optional>
 
 namespace remapfs::block {
 namespace {
 
 constexpr std::size_t kMaxSector = 4096;
+alignas(kMaxSector) const std::byte kZeros[kMaxSector] = {};
 
-// Calls f(physical offset, first index into the request, sector count) for each maximal run of
-// sectors that are contiguous on the physical side: runs of unremapped sectors, and remapped
-// sectors one at a time.
+// Calls f(physical offset, index of the first sector in the request, sector count, entry or
+// null) for each maximal run of sectors that are contiguous on the physical side: runs of
+// sectors not remapped (pending ones included: they still live on the backing), and remapped
+// sectors one at a time. Stops at the first error.
 template <typename F>
 Result<void> for_each_run(const Geometry& g, const remap::Table& t, Lba first, SectorCount n, F&& f) {
     std::uint64_t i = 0;
     for (const remap::Entry& e : t.range(first, n)) {
-        std::uint64_t idx = e.lba.v - first.v;
-        if (idx > i) REMAPFS_TRY(f(g.data_offset(first + SectorCount{i}), i, SectorCount{idx - i}));
-        REMAPFS_TRY(f(g.slot_offset(e.slot), idx, SectorCount{1}));
+        if (!e.remapped() && !e.pending) continue;
+        const std::uint64_t idx = e.lba.v - first.v;
+        if (!e.remapped()) {
+            if (idx > i) REMAPFS_TRY(f(g.data_offset(first + SectorCount{i}), i, SectorCount{idx - i}, nullptr));
+            REMAPFS_TRY(f(g.data_offset(e.lba), idx, SectorCount{1}, &e));
+            i = idx + 1;
+            continue;
+        }
+        if (idx > i) REMAPFS_TRY(f(g.data_offset(first + SectorCount{i}), i, SectorCount{idx - i}, nullptr));
+        REMAPFS_TRY(f(g.slot_offset(e.slot), idx, SectorCount{1}, &e));
         i = idx + 1;
     }
-    if (i < n.v) REMAPFS_TRY(f(g.data_offset(first + SectorCount{i}), i, SectorCount{n.v - i}));
+    if (i < n.v) REMAPFS_TRY(f(g.data_offset(first + SectorCount{i}), i, SectorCount{n.v - i}, nullptr));
     return ok();
 }
 
 }  // namespace
 
 RemapLayer::RemapLayer(std::unique_ptr<BlockLayer> physical, const Geometry& g, const remap::TableHolder& tables,
-                       bool read_only)
-    : BlockLayer(std::move(physical)), geometry_(g), tables_(tables), read_only_(read_only) {
+                       remap::Remapper& remapper, Clock& clock, bool read_only)
+    : BlockLayer(std::move(physical)),
+      geometry_(g),
+      tables_(tables),
+      remapper_(remapper),
+      clock_(clock),
+      read_only_(read_only) {
     assert(g.sector_size.bytes() <= kMaxSector);
 }
 
@@ -37,97 +51,196 @@ remap::Snapshot RemapLayer::settled_snapshot(Lba first, SectorCount n) const {
     for (;;) {
         remap::Snapshot s = tables_.load();
         if (!s->any_moving(first, n)) return s;
-        tables_.wait_for_change(s);
+        const std::uint64_t gen = s->generation();
+        s.reset();  // a writer may be waiting for it to go
+        tables_.wait_for_change(gen);
     }
 }
 
-ByteOffset RemapLayer::where(const remap::Table& t, Lba lba) const {
-    const remap::Entry* e = t.find(lba);
-    return e ? geometry_.slot_offset(e->slot) : geometry_.data_offset(lba);
+Result<void> RemapLayer::read_one(Lba lba, std::byte* out) {
+    const std::uint32_t ss = geometry_.sector_size.bytes();
+    const remap::Policy& pol = remapper_.policy();
+    Result<void> r = ok();
+    std::uint32_t delay = pol.retry_delay_us;
+    for (std::uint32_t attempt = 0; attempt <= pol.read_retries; ++attempt) {
+        if (attempt) {
+            clock_.sleep_us(delay);
+            delay *= 2;
+        }
+        {
+            remap::Snapshot s = settled_snapshot(lba, SectorCount{1});
+            const remap::Entry* e = s->find(lba);
+            r = next_->pread({out, ss}, e && e->remapped() ? geometry_.slot_offset(e->slot) : geometry_.data_offset(lba));
+        }
+        if (r) {
+            if (attempt) remapper_.note_recovered_read(lba);
+            return ok();
+        }
+    }
+    (void)remapper_.mark_pending(lba, r.error());
+    return Errno{EIO};
+}
+
+Result<void> RemapLayer::write_one(Lba lba, const std::byte* in) {
+    const std::span<const std::byte> sector{in, geometry_.sector_size.bytes()};
+    Result<void> r = ok();
+    bool remapped = false;
+    {
+        remap::Snapshot s = settled_snapshot(lba, SectorCount{1});
+        const remap::Entry* e = s->find(lba);
+        // A pending sector is not rewritten in place: drive semantics, it gets a fresh slot.
+        if (e && e->pending) {
+            s.reset();
+            return remapper_.remap_with_data(lba, sector, "rewrite-pending");
+        }
+        remapped = e && e->remapped();
+        r = next_->pwrite(sector, remapped ? geometry_.slot_offset(e->slot) : geometry_.data_offset(lba));
+    }
+    if (r) return ok();
+    if (!remapped && !remapper_.policy().auto_remap) {
+        (void)remapper_.mark_pending(lba, r.error());
+        return Errno{EIO};
+    }
+    return remapper_.remap_with_data(lba, sector, "write-error");
+}
+
+Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data) {
+    const std::uint32_t ss = geometry_.sector_size.bytes();
+    const std::uint32_t slow_us = remapper_.policy().slow_us;
+    Result<void> outcome = ok();
+    std::uint64_t done = 0;
+    while (done < n.v) {
+        const Lba pos = first + SectorCount{done};
+        const SectorCount left{n.v - done};
+        std::uint64_t fail_idx = 0, fail_n = 0;
+        bool fast_ok;
+        {
+            remap::Snapshot snap = settled_snapshot(pos, left);
+            fast_ok = bool(for_each_run(geometry_, *snap, pos, left,
+                                        [&](ByteOffset phys, std::uint64_t idx, SectorCount cnt,
+                                            const remap::Entry* e) -> Result<void> {
+                std::byte* p = data + (done + idx) * ss;
+                Result<void> r = ok();
+                if (io == Io::read) {
+                    const std::int64_t t0 = slow_us ? clock_.now_us() : 0;
+                    r = next_->pread({p, ss * cnt.v}, phys);
+                    if (r && slow_us && clock_.now_us() - t0 > slow_us) remapper_.note_slow_read(pos + SectorCount{idx}, cnt);
+                } else if (e && e->pending) {
+                    r = Errno{EAGAIN};  // handled by write_one on the slow path
+                } else {
+                    r = next_->pwrite({p, ss * cnt.v}, phys);
+                }
+                if (!r) {
+                    fail_idx = idx;
+                    fail_n = cnt.v;
+                }
+                return r;
+            }));
+        }
+        if (fast_ok) break;
+        // Slow path for the failed run, one sector at a time, holding no snapshot.
+        for (std::uint64_t k = 0; k < fail_n; ++k) {
+            const Lba l = pos + SectorCount{fail_idx + k};
+            std::byte* p = data + (done + fail_idx + k) * ss;
+            if (io == Io::read) {
+                // Keep going so every unreadable sector of the request is recorded.
+                if (auto r = read_one(l, p); !r && outcome) outcome = r;
+            } else {
+                REMAPFS_TRY(write_one(l, p));
+            }
+        }
+        done += fail_idx + fail_n;
+    }
+    return outcome;
 }
 
 Result<void> RemapLayer::pread(std::span<std::byte> buf, ByteOffset off) {
-    const SectorSize ss = geometry_.sector_size;
+    const std::uint32_t ss = geometry_.sector_size.bytes();
     assert(off.v + buf.size() <= size().v);
-    const SectorSplit sp = split_sectors(ss, off, ByteCount{buf.size()});
-    remap::Snapshot snap = settled_snapshot(sp.first(), sp.touched());
-
+    const SectorSplit sp = split_sectors(geometry_.sector_size, off, ByteCount{buf.size()});
     std::byte* out = buf.data();
     alignas(kMaxSector) std::byte sector[kMaxSector];
+    Result<void> outcome = ok();
     if (sp.head.length) {
-        REMAPFS_TRY(next_->pread({sector, ss.bytes()}, where(*snap, sp.head.lba)));
-        std::memcpy(out, sector + sp.head.offset_in_sector, sp.head.length);
+        outcome = read_one(sp.head.lba, sector);
+        if (outcome) std::memcpy(out, sector + sp.head.offset_in_sector, sp.head.length);
         out += sp.head.length;
     }
     if (sp.body_count.v) {
-        REMAPFS_TRY(for_each_run(geometry_, *snap, sp.body_first, sp.body_count,
-                                 [&](ByteOffset phys, std::uint64_t idx, SectorCount n) {
-                                     return next_->pread({out + idx * ss.bytes(), ss.bytes(n).v}, phys);
-                                 }));
-        out += ss.bytes(sp.body_count).v;
+        if (auto r = body(Io::read, sp.body_first, sp.body_count, out); !r && outcome) outcome = r;
+        out += ss * sp.body_count.v;
     }
     if (sp.tail.length) {
-        REMAPFS_TRY(next_->pread({sector, ss.bytes()}, where(*snap, sp.tail.lba)));
-        std::memcpy(out, sector, sp.tail.length);
+        auto r = read_one(sp.tail.lba, sector);
+        if (r) std::memcpy(out, sector, sp.tail.length);
+        else if (outcome) outcome = r;
     }
-    return ok();
+    return outcome;
 }
 
-Result<void> RemapLayer::patch_sector(const remap::Table& t, const SectorSplit::Partial& p, const std::byte* data) {
-    const SectorSize ss = geometry_.sector_size;
+Result<void> RemapLayer::patch_sector(const SectorSplit::Partial& p, const std::byte* data) {
     alignas(kMaxSector) std::byte sector[kMaxSector];
-    const ByteOffset phys = where(t, p.lba);
     std::lock_guard lock(rmw_locks_[p.lba.v % rmw_locks_.size()]);
-    REMAPFS_TRY(next_->pread({sector, ss.bytes()}, phys));
+    // An unreadable sector cannot be merged: its untouched bytes are gone. Fail like a 512e
+    // drive does; a whole-sector write will heal it.
+    REMAPFS_TRY(read_one(p.lba, sector));
     if (data)
         std::memcpy(sector + p.offset_in_sector, data, p.length);
     else
         std::memset(sector + p.offset_in_sector, 0, p.length);
-    return next_->pwrite({sector, ss.bytes()}, phys);
+    return write_one(p.lba, sector);
 }
 
 Result<void> RemapLayer::pwrite(std::span<const std::byte> buf, ByteOffset off) {
     if (read_only_) return Errno{EROFS};
-    const SectorSize ss = geometry_.sector_size;
+    const std::uint32_t ss = geometry_.sector_size.bytes();
     assert(off.v + buf.size() <= size().v);
-    const SectorSplit sp = split_sectors(ss, off, ByteCount{buf.size()});
-    remap::Snapshot snap = settled_snapshot(sp.first(), sp.touched());
-
+    const SectorSplit sp = split_sectors(geometry_.sector_size, off, ByteCount{buf.size()});
     const std::byte* in = buf.data();
     if (sp.head.length) {
-        REMAPFS_TRY(patch_sector(*snap, sp.head, in));
+        REMAPFS_TRY(patch_sector(sp.head, in));
         in += sp.head.length;
     }
     if (sp.body_count.v) {
-        REMAPFS_TRY(for_each_run(geometry_, *snap, sp.body_first, sp.body_count,
-                                 [&](ByteOffset phys, std::uint64_t idx, SectorCount n) {
-                                     return next_->pwrite({in + idx * ss.bytes(), ss.bytes(n).v}, phys);
-                                 }));
-        in += ss.bytes(sp.body_count).v;
+        // body() only reads from `data` on writes.
+        REMAPFS_TRY(body(Io::write, sp.body_first, sp.body_count, const_cast<std::byte*>(in)));
+        in += ss * sp.body_count.v;
     }
-    if (sp.tail.length) REMAPFS_TRY(patch_sector(*snap, sp.tail, in));
+    if (sp.tail.length) REMAPFS_TRY(patch_sector(sp.tail, in));
     return ok();
 }
 
 Result<void> RemapLayer::discard(ByteOffset off, ByteCount len) {
     if (read_only_) return Errno{EROFS};
-    const SectorSize ss = geometry_.sector_size;
     assert(off.v + len.v <= size().v);
-    const SectorSplit sp = split_sectors(ss, off, len);
-    remap::Snapshot snap = settled_snapshot(sp.first(), sp.touched());
-
-    if (sp.head.length) REMAPFS_TRY(patch_sector(*snap, sp.head, nullptr));
+    const SectorSplit sp = split_sectors(geometry_.sector_size, off, len);
+    if (sp.head.length) REMAPFS_TRY(patch_sector(sp.head, nullptr));
     if (sp.body_count.v) {
-        alignas(kMaxSector) static const std::byte zeros[kMaxSector] = {};
-        REMAPFS_TRY(for_each_run(geometry_, *snap, sp.body_first, sp.body_count,
-                                 [&](ByteOffset phys, std::uint64_t, SectorCount n) -> Result<void> {
-                                     // A spare slot is one sector: zero it rather than punch a
-                                     // hole in the spare area.
-                                     if (phys >= geometry_.label_offset()) return next_->pwrite({zeros, ss.bytes()}, phys);
-                                     return next_->discard(phys, ss.bytes(n));
-                                 }));
+        std::optional<Lba> retry_first;
+        std::uint64_t retry_n = 0;
+        {
+            remap::Snapshot snap = settled_snapshot(sp.body_first, sp.body_count);
+            auto r = for_each_run(geometry_, *snap, sp.body_first, sp.body_count,
+                                  [&](ByteOffset phys, std::uint64_t idx, SectorCount n,
+                                      const remap::Entry* e) -> Result<void> {
+                // A spare slot is one sector: zero it rather than punch a hole in the spare
+                // area. Pending sectors take the write path (they get a fresh slot).
+                Result<void> res = e ? (e->pending ? Result<void>(Errno{EAGAIN})
+                                                   : next_->pwrite({kZeros, geometry_.sector_size.bytes()}, phys))
+                                     : next_->discard(phys, geometry_.sector_size.bytes(n));
+                if (!res) {
+                    retry_first = sp.body_first + SectorCount{idx};
+                    retry_n = sp.body_count.v - idx;
+                }
+                return res;
+            });
+            (void)r;
+        }
+        // Whatever could not be discarded in place is written as zeros, sector by sector,
+        // which brings the usual write-error handling with it.
+        for (std::uint64_t k = 0; retry_first && k < retry_n; ++k) REMAPFS_TRY(write_one(*retry_first + SectorCount{k}, kZeros));
     }
-    if (sp.tail.length) REMAPFS_TRY(patch_sector(*snap, sp.tail, nullptr));
+    if (sp.tail.length) REMAPFS_TRY(patch_sector(sp.tail, nullptr));
     return ok();
 }
 

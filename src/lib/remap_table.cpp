@@ -15,6 +15,10 @@ auto lower(const std::vector<Entry>& v, Lba lba) {
 Table::Table(std::vector<Entry> sorted_entries) : entries_(std::move(sorted_entries)) {
     assert(std::is_sorted(entries_.begin(), entries_.end(),
                           [](const Entry& a, const Entry& b) { return a.lba < b.lba; }));
+    for (const Entry& e : entries_) {
+        if (e.remapped()) ++slots_used_;
+        if (e.remapped() && e.pending) ++pending_remapped_;
+    }
 }
 
 const Entry* Table::find(Lba lba) const {
@@ -31,7 +35,7 @@ std::span<const Entry> Table::range(Lba first, SectorCount n) const {
 
 bool Table::any_moving(Lba first, SectorCount n) const {
     auto r = range(first, n);
-    return std::any_of(r.begin(), r.end(), [](const Entry& e) { return e.moving; });
+    return std::any_of(r.begin(), r.end(), [](const Entry& e) { return e.state == Entry::State::moving; });
 }
 
 Table Table::with(Entry e) const {
@@ -53,12 +57,13 @@ Table Table::without(Lba lba) const {
     return Table(std::move(v));
 }
 
-void TableHolder::wait_for_change(const Snapshot& seen) const {
+void TableHolder::wait_for_change(std::uint64_t seen_generation) const {
     std::unique_lock lock(change_mutex_);
-    changed_.wait(lock, [&] { return current_.load(std::memory_order_acquire) != seen; });
+    changed_.wait(lock, [&] { return current_.load(std::memory_order_acquire)->generation() != seen_generation; });
 }
 
-void TableHolder::publish(Table t) {
+void TableHolder::publish(Table t, Grace g) {
+    t.generation_ = current_.load(std::memory_order_acquire)->generation() + 1;
     Snapshot old = current_.exchange(std::make_shared<const Table>(std::move(t)), std::memory_order_acq_rel);
     {
         // Taking the mutex orders the exchange before any waiter's predicate check.
@@ -67,6 +72,7 @@ void TableHolder::publish(Table t) {
     changed_.notify_all();
     // Grace period: requests copy the snapshot pointer, so once only `old` is left no request
     // can still be using the old mapping (the pointer is no longer reachable from current_).
+    if (g == Grace::skip) return;
     while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 

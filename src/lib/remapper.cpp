@@ -2,16 +2,41 @@
 
 #include "remapfs/log.hpp"
 
+#include <optional>
+
 namespace remapfs::remap {
+namespace {
+
+using State = Entry::State;
+constexpr std::size_t kMaxCounted = 100'000;  // per map; beyond it the counts start over
+constexpr std::size_t kMaxQueued = 4096;
+
+std::optional<Entry> current_entry(const TableHolder& tables, Lba lba) {
+    Snapshot cur = tables.load();
+    const Entry* e = cur->find(lba);
+    return e ? std::optional<Entry>(*e) : std::nullopt;
+}
+
+}  // namespace
 
 Remapper::Remapper(db::Store& store, TableHolder& tables, block::BlockLayer& physical, const Geometry& g,
-                   const db::AllocatorState& allocator)
+                   const db::AllocatorState& allocator, Policy policy, Clock& clock)
     : store_(store),
       tables_(tables),
       physical_(physical),
       geometry_(g),
+      policy_(policy),
+      clock_(clock),
       next_slot_(allocator.next_slot),
-      free_slots_(allocator.free_slots.begin(), allocator.free_slots.end()) {}
+      free_slots_(allocator.free_slots.begin(), allocator.free_slots.end()),
+      retired_(allocator.retired) {}
+
+Remapper::~Remapper() {
+    if (worker_.joinable()) {
+        worker_.request_stop();
+        worker_.join();
+    }
+}
 
 Result<Remapper::Allocation> Remapper::allocate() {
     if (!free_slots_.empty()) {
@@ -20,7 +45,13 @@ Result<Remapper::Allocation> Remapper::allocate() {
         free_slots_.erase(it);
         return a;
     }
-    if (next_slot_ >= geometry_.spare_slots.v) return Errno{ENOSPC};
+    if (next_slot_ >= geometry_.spare_slots.v) {
+        if (!warned_exhausted_)
+            log::error("spare area exhausted: all {} slots used or retired; writes that need a new remap fail "
+                       "with ENOSPC", geometry_.spare_slots.v);
+        warned_exhausted_ = true;
+        return Errno{ENOSPC};
+    }
     return Allocation{SpareSlot{next_slot_++}, false};
 }
 
@@ -39,22 +70,45 @@ Result<void> Remapper::copy_sector(ByteOffset from, ByteOffset to) {
     return physical_.flush();
 }
 
+Result<Remapper::Allocation> Remapper::write_to_fresh_slot(std::span<const std::byte> sector) {
+    for (;;) {
+        auto a = allocate();
+        if (!a) return Errno{a.error()};
+        auto w = physical_.pwrite(sector, geometry_.slot_offset(a->slot));
+        if (w) {
+            if (auto f = physical_.flush(); !f) {
+                give_back(*a);
+                return Errno{f.error()};
+            }
+            return *a;
+        }
+        // This slot is bad: retire it for good and try the next one.
+        log::warning("spare slot {} failed a write ({}); retiring it", a->slot.v, errno_name(w.error()));
+        if (auto c = store_.commit_retire(a->slot, a->from_free_list, w.error()); !c) {
+            give_back(*a);
+            return Errno{EIO};
+        }
+        ++retired_;
+    }
+}
+
 Result<SpareSlot> Remapper::remap(Lba lba, std::string_view reason) {
     if (!geometry_.contains(lba)) return Errno{EINVAL};
     std::lock_guard lock(tables_.writer_mutex());
-    if (tables_.load()->find(lba)) return Errno{EEXIST};
+    const std::optional<Entry> prev = current_entry(tables_, lba);
+    if (prev && prev->remapped()) return Errno{EEXIST};
     auto alloc = allocate();
     if (!alloc) return Errno{alloc.error()};
 
-    tables_.update([&](const Table& t) { return t.with({lba, alloc->slot, true}); });
+    tables_.update([&](const Table& t) { return t.with({lba, alloc->slot, State::moving}); }, TableHolder::Grace::wait);
     auto done = copy_sector(geometry_.data_offset(lba), geometry_.slot_offset(alloc->slot));
     if (done) done = store_.commit_remap(lba, alloc->slot, alloc->from_free_list, reason);
     if (!done) {
-        tables_.update([&](const Table& t) { return t.without(lba); });
+        tables_.update([&](const Table& t) { return prev ? t.with(*prev) : t.without(lba); }, TableHolder::Grace::skip);
         give_back(*alloc);
         return Errno{done.error()};
     }
-    tables_.update([&](const Table& t) { return t.with({lba, alloc->slot, false}); });
+    tables_.update([&](const Table& t) { return t.with({lba, alloc->slot, State::active}); }, TableHolder::Grace::skip);
     log::info("sector {} remapped to spare slot {} ({})", lba.v, alloc->slot.v, reason);
     return alloc->slot;
 }
@@ -62,29 +116,159 @@ Result<SpareSlot> Remapper::remap(Lba lba, std::string_view reason) {
 Result<void> Remapper::unremap(Lba lba) {
     if (!geometry_.contains(lba)) return Errno{EINVAL};
     std::lock_guard lock(tables_.writer_mutex());
-    SpareSlot slot;
-    {
-        Snapshot cur = tables_.load();  // dropped before publish(), which waits for old readers
-        const Entry* e = cur->find(lba);
-        if (!e) return Errno{ENOENT};
-        slot = e->slot;
-    }
+    const std::optional<Entry> prev = current_entry(tables_, lba);
+    if (!prev || !prev->remapped()) return Errno{ENOENT};
+    const SpareSlot slot = prev->slot;
 
-    tables_.update([&](const Table& t) { return t.with({lba, slot, true}); });
+    tables_.update([&](const Table& t) { return t.with({lba, slot, State::moving, prev->pending}); },
+                   TableHolder::Grace::wait);
     auto done = copy_sector(geometry_.slot_offset(slot), geometry_.data_offset(lba));
     if (done) done = store_.commit_unremap(lba, slot);
     if (!done) {
-        tables_.update([&](const Table& t) { return t.with({lba, slot, false}); });
+        tables_.update([&](const Table& t) { return t.with(*prev); }, TableHolder::Grace::skip);
         return Errno{done.error()};
     }
-    tables_.update([&](const Table& t) { return t.without(lba); });
+    tables_.update([&](const Table& t) { return t.without(lba); }, TableHolder::Grace::skip);
     free_slots_.insert(slot.v);
+    warned_exhausted_ = false;
     log::info("sector {} unremapped, spare slot {} freed", lba.v, slot.v);
     return ok();
 }
 
+Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> sector, std::string_view reason) {
+    std::lock_guard lock(tables_.writer_mutex());
+    const std::optional<Entry> prev = current_entry(tables_, lba);
+    if (prev && prev->remapped()) {
+        // Another request remapped it meanwhile, or its slot is what failed.
+        int old_err = EIO;
+        if (!prev->pending) {
+            auto w = physical_.pwrite(sector, geometry_.slot_offset(prev->slot));
+            if (w) return physical_.flush();
+            old_err = w.error();
+        }
+        auto a = write_to_fresh_slot(sector);
+        if (!a) return Errno{a.error()};
+        if (!store_.commit_relocate(lba, prev->slot, a->slot, a->from_free_list, old_err)) {
+            give_back(*a);
+            return Errno{EIO};
+        }
+        ++retired_;
+        tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
+        log::warning("sector {}: spare slot {} failed, moved to slot {}", lba.v, prev->slot.v, a->slot.v);
+        return ok();
+    }
+    auto a = write_to_fresh_slot(sector);
+    if (!a) return Errno{a.error()};
+    if (!store_.commit_remap(lba, a->slot, a->from_free_list, reason)) {
+        give_back(*a);
+        return Errno{EIO};
+    }
+    tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
+    log::warning("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, reason);
+    return ok();
+}
+
+Result<void> Remapper::mark_pending(Lba lba, int err) {
+    std::lock_guard lock(tables_.writer_mutex());
+    auto committed = store_.commit_pending(lba, err);
+    const std::optional<Entry> prev = current_entry(tables_, lba);
+    if (!prev || !prev->pending) {
+        Entry e = prev ? *prev : Entry{lba, SpareSlot{0}, State::none};
+        e.pending = true;
+        tables_.update([&](const Table& t) { return t.with(e); }, TableHolder::Grace::skip);
+        log::warning("sector {} is unreadable ({}); pending until it is rewritten", lba.v, errno_name(err));
+    }
+    return committed;
+}
+
+void Remapper::note_recovered_read(Lba lba) {
+    if (policy_.error_threshold == 0) return;
+    {
+        std::lock_guard lock(counts_mutex_);
+        if (recovered_.size() > kMaxCounted) recovered_.clear();
+        if (++recovered_[lba.v] < policy_.error_threshold) return;
+        recovered_.erase(lba.v);
+    }
+    enqueue({Task::Kind::move, lba, SectorCount{1}, "read-errors"});
+}
+
+void Remapper::count_slow(Lba lba) {
+    {
+        std::lock_guard lock(counts_mutex_);
+        if (slow_.size() > kMaxCounted) slow_.clear();
+        if (++slow_[lba.v] < policy_.slow_count) return;
+        slow_.erase(lba.v);
+    }
+    enqueue({Task::Kind::move, lba, SectorCount{1}, "slow-reads"});
+}
+
+void Remapper::note_slow_read(Lba first, SectorCount n) {
+    if (policy_.slow_us == 0) return;
+    if (n.v == 1) return count_slow(first);
+    // Which sector of the request was slow? Time them one by one, off the I/O path.
+    enqueue({Task::Kind::probe, first, n, ""});
+}
+
+void Remapper::enqueue(Task t) {
+    {
+        std::lock_guard lock(queue_mutex_);
+        if (queue_.size() >= kMaxQueued) return;
+        if (t.kind == Task::Kind::move && !queued_moves_.insert(t.lba.v).second) return;
+        queue_.push_back(std::move(t));
+    }
+    queue_cv_.notify_one();
+}
+
+void Remapper::run(const Task& t) {
+    if (t.kind == Task::Kind::move) {
+        auto r = remap(t.lba, t.reason);
+        if (!r && r.error() != EEXIST)
+            log::warning("pre-emptive remap of sector {} ({}) failed: {}", t.lba.v, t.reason, errno_name(r.error()));
+        return;
+    }
+    alignas(4096) std::byte sector[4096];
+    const std::uint32_t ss = geometry_.sector_size.bytes();
+    for (std::uint64_t i = 0; i < t.count.v; ++i) {
+        const Lba l = t.lba + SectorCount{i};
+        const std::optional<Entry> e = current_entry(tables_, l);
+        const ByteOffset where = e && e->remapped() ? geometry_.slot_offset(e->slot) : geometry_.data_offset(l);
+        const std::int64_t start = clock_.now_us();
+        auto r = physical_.pread({sector, ss}, where);
+        if (r && clock_.now_us() - start > static_cast<std::int64_t>(policy_.slow_us)) count_slow(l);
+    }
+}
+
+void Remapper::drain() {
+    for (;;) {
+        Task t;
+        {
+            std::lock_guard lock(queue_mutex_);
+            if (queue_.empty()) return;
+            t = std::move(queue_.front());
+            queue_.pop_front();
+            if (t.kind == Task::Kind::move) queued_moves_.erase(t.lba.v);
+        }
+        run(t);
+    }
+}
+
+void Remapper::worker(std::stop_token st) {
+    while (!st.stop_requested()) {
+        {
+            std::unique_lock lock(queue_mutex_);
+            if (!queue_cv_.wait(lock, st, [&] { return !queue_.empty(); })) return;
+        }
+        drain();
+    }
+}
+
+void Remapper::start_worker() {
+    worker_ = std::jthread([this](std::stop_token st) { worker(st); });
+}
+
 SpareUsage Remapper::usage() const {
-    return {tables_.load()->size(), geometry_.spare_slots.v};
+    Snapshot cur = tables_.load();
+    return {cur->slots_used(), retired_.load(), geometry_.spare_slots.v, cur->pending()};
 }
 
 }  // namespace remapfs::remap

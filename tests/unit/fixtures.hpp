@@ -1,7 +1,9 @@
 #pragma once
 // Shared test scaffolding: temp directories, a remap stack on an in-memory backing.
 
+#include "remapfs/block/fault_injector.hpp"
 #include "remapfs/block/memory_backing.hpp"
+#include "remapfs/clock.hpp"
 #include "remapfs/block/remap_layer.hpp"
 #include "remapfs/db/schema.hpp"
 #include "remapfs/db/store.hpp"
@@ -33,25 +35,34 @@ inline std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
     return v;
 }
 
-// Image of `sectors` sectors + spare of `slots` slots on a MemoryBacking, with a store on disk.
+// Image of `sectors` sectors + spare of `slots` slots on a MemoryBacking under a FaultInjector,
+// with a store on disk and a fake clock (retry backoff and injected latency cost no time).
 struct MemStack {
     TempDir dir;
+    remapfs::FakeClock clock;
     remapfs::Geometry g;
     remapfs::block::MemoryBacking* mem = nullptr;
-    std::unique_ptr<remapfs::block::RemapLayer> layer;
+    remapfs::block::FaultInjector* faults = nullptr;
     remapfs::remap::TableHolder tables;
     std::optional<remapfs::db::Store> store;
     std::unique_ptr<remapfs::remap::Remapper> remapper;
+    std::unique_ptr<remapfs::block::RemapLayer> layer;
 
-    MemStack(std::uint32_t sector_size, std::uint64_t sectors, std::uint64_t slots) {
+    MemStack(std::uint32_t sector_size, std::uint64_t sectors, std::uint64_t slots,
+             remapfs::remap::Policy policy = {}) {
         g = remapfs::Geometry{remapfs::SectorSize(sector_size), remapfs::SectorCount{sectors},
                               remapfs::SectorCount{slots}};
         auto m = std::make_unique<remapfs::block::MemoryBacking>(g.physical_bytes());
         mem = m.get();
-        layer = std::make_unique<remapfs::block::RemapLayer>(std::move(m), g, tables, false);
+        auto f = std::make_unique<remapfs::block::FaultInjector>(std::move(m), g, clock);
+        faults = f.get();
         store.emplace(remapfs::db::Store::open(dir.file("t.db"), true, false));
-        remapper = std::make_unique<remapfs::remap::Remapper>(*store, tables, *mem, g, store->allocator());
+        remapper = std::make_unique<remapfs::remap::Remapper>(*store, tables, *faults, g, store->allocator(), policy,
+                                                              clock);
+        layer = std::make_unique<remapfs::block::RemapLayer>(std::move(f), g, tables, *remapper, clock, false);
     }
+    // Rule helper: {"sectors": "A-B", "op": ..., ...}
+    void inject(const nlohmann::json& j) { faults->add(remapfs::block::FaultRule::from_json(j)); }
     std::vector<std::byte> slot_bytes(remapfs::SpareSlot s) const {
         return mem->raw(g.slot_offset(s), g.sector_size.count());
     }

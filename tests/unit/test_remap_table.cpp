@@ -20,7 +20,7 @@ TEST_CASE("Table keeps entries sorted and finds ranges") {
     REQUIRE(r.size() == 2);
     CHECK(r[1].lba == Lba{30});
     CHECK(t.range(Lba{11}, SectorCount{19}).empty());
-    auto replaced = t.with({Lba{30}, SpareSlot{9}, true});
+    auto replaced = t.with({Lba{30}, SpareSlot{9}, Entry::State::moving});
     CHECK(replaced.size() == 3);
     CHECK(replaced.find(Lba{30})->slot == SpareSlot{9});
     CHECK(replaced.any_moving(Lba{0}, SectorCount{100}));
@@ -34,7 +34,7 @@ TEST_CASE("A published snapshot leaves older snapshots untouched") {
     Snapshot before = h.load();
     std::thread writer([&] {
         // publish waits for `before` to be released (grace period)
-        h.publish(Table().with({Lba{1}, SpareSlot{0}}));
+        h.publish(Table().with({Lba{1}, SpareSlot{0}}), TableHolder::Grace::wait);
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     CHECK(before->size() == 0);
@@ -55,10 +55,11 @@ TEST_CASE("Readers under concurrent publication always see a consistent table") 
             ++reads;
         }
     });
+    while (reads == 0) std::this_thread::yield();
     Table t;
     for (std::uint64_t i = 0; i < 200; ++i) {
         t = t.with({Lba{i}, SpareSlot{i}});
-        h.publish(t);
+        h.publish(t, TableHolder::Grace::wait);
     }
     stop = true;
     reader.join();

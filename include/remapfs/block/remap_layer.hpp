@@ -3,9 +3,17 @@
 // each request on its own against the current table snapshot, sends remapped sectors to their
 // spare slot and runs of the others to the backing, and turns partial sectors into
 // read-modify-write (nbdkit cow filter: head / body / tail).
+//
+// When a run fails, its sectors are retried one by one (the slow path) so the failing sector
+// is known: a write error sends that sector's data to a fresh spare slot and the write still
+// succeeds; a read is retried with backoff and, if the sector stays unreadable, the request
+// fails with EIO and the sector becomes pending. The slow path holds no snapshot while it asks
+// the Remapper for changes.
 
 #include "remapfs/block/layer.hpp"
+#include "remapfs/clock.hpp"
 #include "remapfs/geometry.hpp"
+#include "remapfs/remap/remapper.hpp"
 #include "remapfs/remap/table.hpp"
 
 #include <array>
@@ -16,7 +24,7 @@ namespace remapfs::block {
 class RemapLayer final : public BlockLayer {
 public:
     RemapLayer(std::unique_ptr<BlockLayer> physical, const Geometry& g, const remap::TableHolder& tables,
-               bool read_only);
+               remap::Remapper& remapper, Clock& clock, bool read_only);
 
     ByteCount size() const override { return geometry_.image_bytes(); }
     Result<void> pread(std::span<std::byte> buf, ByteOffset off) override;
@@ -24,16 +32,23 @@ public:
     Result<void> discard(ByteOffset off, ByteCount len) override;
 
 private:
+    enum class Io { read, write };
     // A snapshot with no sector of [first, first+n) in the middle of a move.
     remap::Snapshot settled_snapshot(Lba first, SectorCount n) const;
-    ByteOffset where(const remap::Table& t, Lba lba) const;
-    Result<void> patch_sector(const remap::Table& t, const SectorSplit::Partial& p, const std::byte* data);
+    // Whole sectors [first, first+n): runs through the fast path, failing runs sector by sector.
+    Result<void> body(Io io, Lba first, SectorCount n, std::byte* data);
+    Result<void> read_one(Lba lba, std::byte* out);
+    Result<void> write_one(Lba lba, const std::byte* in);
+    Result<void> patch_sector(const SectorSplit::Partial& p, const std::byte* data);  // data null: zeros
 
     Geometry geometry_;
     const remap::TableHolder& tables_;
+    remap::Remapper& remapper_;
+    Clock& clock_;
     bool read_only_;
     // Read-modify-write of a partial sector must not interleave with another RMW of the same
-    // sector; striped so unrelated sectors never contend. Leaf lock: nothing is taken under it.
+    // sector; striped so unrelated sectors never contend. Lock order: stripe, then the table's
+    // writer mutex (taken inside the Remapper).
     std::array<std::mutex, 64> rmw_locks_;
 };
 

@@ -36,6 +36,15 @@ struct RemapRow {
 struct AllocatorState {
     std::uint64_t next_slot = 0;
     std::vector<std::uint64_t> free_slots;  // ascending
+    std::uint64_t retired = 0;
+};
+
+struct PendingRow {
+    Lba lba;
+    std::int64_t first_seen = 0;
+    std::int64_t last_seen = 0;
+    std::uint64_t errors = 0;
+    int last_errno = 0;
 };
 
 class Store {
@@ -52,10 +61,18 @@ public:
     std::vector<RemapRow> remaps();
     AllocatorState allocator();
 
-    // New remap of lba to slot. from_free_list: the slot came from free_slot, else it is
-    // next_slot (which advances).
+    std::vector<PendingRow> pending();
+
+    // New remap of lba to slot (and lba is no longer pending). from_free_list: the slot came
+    // from free_slot, else it is next_slot (which advances).
     Result<void> commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason) noexcept;
     Result<void> commit_unremap(Lba lba, SpareSlot slot) noexcept;
+    // lba moves from a failed slot to a new one; the old slot is retired.
+    Result<void> commit_relocate(Lba lba, SpareSlot old_slot, SpareSlot new_slot, bool from_free_list,
+                                 int old_errno) noexcept;
+    // A slot that was never used for a remap failed its first write.
+    Result<void> commit_retire(SpareSlot slot, bool from_free_list, int err) noexcept;
+    Result<void> commit_pending(Lba lba, int err) noexcept;
 
     Connection& connection() { return conn_; }
 

@@ -1,54 +1,110 @@
 #pragma once
-// Creates and removes remaps while I/O goes on. A move is: mark the sector moving in a new
-// snapshot (I/O on it now waits), wait out requests still on the old snapshot, copy the data,
-// fdatasync, commit the row in SQLite, publish the final snapshot. No reader ever sees a slot
-// that does not yet hold the sector's data, and nothing is published before it is durable.
+// Every change to the remap table goes through here, serialised on the table's writer mutex:
+//
+//  * moves (manual remap/unremap, pre-emptive remaps of flaky or slow sectors): mark the sector
+//    moving (I/O on it waits), wait out requests on the old snapshot, copy, fdatasync, commit,
+//    publish. No reader ever sees a slot that does not yet hold the sector's data.
+//  * write errors: the data in hand goes to a fresh slot (a slot that fails is retired and the
+//    next one tried), fdatasync, commit, publish, and only then is the write acknowledged.
+//  * read errors: the sector is recorded as pending; its next write gets a fresh slot.
+//
+// Work that must not run inside an I/O request (moves wait for in-flight requests) is queued and
+// run by a background thread, or by drain() in tests and tools.
 
 #include "remapfs/block/layer.hpp"
+#include "remapfs/clock.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/geometry.hpp"
+#include "remapfs/remap/policy.hpp"
 #include "remapfs/remap/table.hpp"
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <set>
+#include <span>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 
 namespace remapfs::remap {
 
 struct SpareUsage {
-    std::uint64_t used = 0;   // slots holding a remap
-    std::uint64_t total = 0;  // usable slots
-    bool exhausted() const { return used >= total; }
+    std::uint64_t used = 0;     // slots holding a remap
+    std::uint64_t retired = 0;  // slots that failed and are never used again
+    std::uint64_t total = 0;    // all slots
+    std::uint64_t pending = 0;  // sectors waiting for a rewrite
+    std::uint64_t free() const { return total - used - retired; }
+    bool exhausted() const { return used + retired >= total; }
 };
 
 class Remapper {
 public:
     Remapper(db::Store& store, TableHolder& tables, block::BlockLayer& physical, const Geometry& g,
-             const db::AllocatorState& allocator);
+             const db::AllocatorState& allocator, Policy policy, Clock& clock);
+    ~Remapper();
 
-    // EEXIST: already remapped; ENOSPC: no free slot; EINVAL: outside the image; EIO: the
-    // sector could not be read or the slot not written, nothing changed.
+    // Moves. EEXIST: already remapped; ENOSPC: no free slot; EINVAL: outside the image; EIO:
+    // the sector could not be read or the slot not written, nothing changed.
     Result<SpareSlot> remap(Lba lba, std::string_view reason);
-    // ENOENT: not remapped.
-    Result<void> unremap(Lba lba);
+    Result<void> unremap(Lba lba);  // ENOENT: not remapped
+
+    // From inside an I/O request (callers may hold a snapshot). `sector` is the whole sector's
+    // new content.
+    Result<void> remap_with_data(Lba lba, std::span<const std::byte> sector, std::string_view reason);
+    Result<void> mark_pending(Lba lba, int err);
+    void note_recovered_read(Lba lba);                // failed, then read fine on a retry
+    void note_slow_read(Lba first, SectorCount n);    // one request over the slow threshold
 
     SpareUsage usage() const;
+    const Policy& policy() const { return policy_; }
+
+    void start_worker();
+    void drain();  // runs queued work on this thread
 
 private:
     struct Allocation {
         SpareSlot slot;
         bool from_free_list;
     };
+    struct Task {
+        enum class Kind { move, probe } kind;
+        Lba lba;
+        SectorCount count;
+        std::string reason;
+    };
     Result<Allocation> allocate();
     void give_back(Allocation a);
     Result<void> copy_sector(ByteOffset from, ByteOffset to);
+    // Writes `sector` to a fresh slot, retiring slots that fail; returns the slot that took it.
+    Result<Allocation> write_to_fresh_slot(std::span<const std::byte> sector);
+    void enqueue(Task t);
+    void run(const Task& t);
+    void count_slow(Lba lba);
+    void worker(std::stop_token st);
 
     db::Store& store_;
     TableHolder& tables_;
     block::BlockLayer& physical_;
     Geometry geometry_;
+    Policy policy_;
+    Clock& clock_;
     // Guarded by tables_.writer_mutex().
     std::uint64_t next_slot_;
     std::set<std::uint64_t> free_slots_;
+    std::atomic<std::uint64_t> retired_;
+    bool warned_exhausted_ = false;
+
+    // Counters for flaky and slow sectors; bounded (cleared when they grow past a limit).
+    std::mutex counts_mutex_;
+    std::unordered_map<std::uint64_t, std::uint32_t> recovered_;
+    std::unordered_map<std::uint64_t, std::uint32_t> slow_;
+
+    std::mutex queue_mutex_;
+    std::condition_variable_any queue_cv_;
+    std::deque<Task> queue_;
+    std::set<std::uint64_t> queued_moves_;
+    std::jthread worker_;
 };
 
 }  // namespace remapfs::remap

@@ -1,0 +1,76 @@
+#pragma once
+// Fault injection for tests and simulation (nbdkit error filter shape): bad sectors by range,
+// per operation, with an errno, added latency, a probability and a start condition (after N
+// operations, or from a time on). It sits just above the backing and works in physical sectors,
+// so it can fail image sectors and spare slots alike. The daemon puts it in the stack only with
+// -o allow_inject: it cannot be switched on by accident on a production mount.
+
+#include "remapfs/block/layer.hpp"
+#include "remapfs/clock.hpp"
+#include "remapfs/geometry.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace remapfs::block {
+
+struct FaultRule {
+    enum class Op { read, write, both };
+    enum class Target { image, spare };  // first/last are LBAs, or spare slot numbers
+
+    Target target = Target::image;
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;  // inclusive
+    Op op = Op::both;
+    int error = EIO;         // 0: latency only
+    std::uint32_t latency_us = 0;
+    double probability = 1.0;
+    std::uint64_t after_ops = 0;  // active once this many requests went through the injector
+    std::int64_t from_time_s = 0; // active from this unix time (0: at once)
+
+    // {"sectors":"100-110","target":"image","op":"write","errno":"EIO","latency_ms":5,
+    //  "probability":0.5,"after_ops":1000,"at":1700000000}. Throws std::invalid_argument.
+    static FaultRule from_json(const nlohmann::json& j);
+    nlohmann::json to_json() const;
+};
+
+// A list of rules from a JSON file: an array of rule objects. Throws std::runtime_error.
+std::vector<FaultRule> load_fault_rules(const std::string& path);
+
+class FaultInjector final : public BlockLayer {
+public:
+    FaultInjector(std::unique_ptr<BlockLayer> next, const Geometry& g, Clock& clock, std::uint64_t seed = 1);
+
+    Result<void> pread(std::span<std::byte> buf, ByteOffset off) override;
+    Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) override;
+    Result<void> discard(ByteOffset off, ByteCount len) override;
+
+    void add(const FaultRule& r);
+    void clear();
+    std::vector<FaultRule> rules() const;
+    std::uint64_t injected() const { return injected_; }
+
+private:
+    struct Range {
+        std::uint64_t first, last;  // physical sectors, inclusive
+    };
+    Result<void> check(FaultRule::Op op, ByteOffset off, ByteCount len);
+    Range physical(const FaultRule& r) const;
+
+    Geometry geometry_;
+    Clock& clock_;
+    std::atomic<std::shared_ptr<const std::vector<FaultRule>>> rules_;
+    std::mutex edit_mutex_;  // serialises add/clear
+    std::mutex rng_mutex_;   // taken only for rules with probability < 1
+    std::mt19937_64 rng_;
+    std::atomic<std::uint64_t> ops_{0};
+    std::atomic<std::uint64_t> injected_{0};
+};
+
+}  // namespace remapfs::block
