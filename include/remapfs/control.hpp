@@ -17,11 +17,14 @@ using json = nlohmann::json;
 
 // Requests: {"cmd":"status"} {"cmd":"remap","lba":N} {"cmd":"unremap","lba":N}
 //           {"cmd":"verify","start":N,"count":N}
+//           {"cmd":"inject","action":"add","rule":{...}} / "list" / "clear"  (allow_inject only)
 // Replies:  {"ok":true, ...} or {"ok":false,"error":"one line","errno":N}
 json execute(Instance& in, const json& request) noexcept;
 
-// The device part of `status`, from what the database knows.
-json status_json(const db::DeviceIdentity& id, const std::string& db_path, std::uint64_t remaps);
+// The device part of `status`.
+json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u);
+// The same, from the database alone (no daemon, backing not opened).
+remap::SpareUsage usage_from_store(db::Store& s);
 
 // nullopt: no daemon listens on the socket. Throws std::runtime_error on a broken exchange.
 std::optional<json> call(const std::string& socket_path, const json& request);

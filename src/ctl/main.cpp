@@ -48,6 +48,8 @@ const char* kCommands =
     "  verify [START [COUNT]] read-check sectors (default: all) and report unreadable ones\n"
     "  remap LBA              move sector LBA to a spare slot (its data is copied first)\n"
     "  unremap LBA            move it back and free the slot\n"
+    "  pending                sectors that could not be read and wait for a rewrite\n"
+    "  inject add|list|clear  fault injection on a live mount with -o allow_inject (tests)\n"
     "Run 'remapctl COMMAND --help' for a command's options. LBAs count sectors of the\n"
     "instance's sector_size.\n";
 
@@ -118,10 +120,17 @@ std::string fmt_time(std::int64_t t) {
 int cmd_status(const std::string& db, bool as_json) {
     auto s = open_store(db);
     auto id = read_identity(s);
-    auto rows = s.remaps();
-    json st = remapfs::control::status_json(id, db, rows.size());
+    remapfs::remap::SpareUsage u = remapfs::control::usage_from_store(s);
     json daemon = {{"running", false}};
-    if (auto r = live_call(id, {{"cmd", "status"}}); r && r->contains("daemon")) daemon = (*r)["daemon"];
+    if (auto r = live_call(id, {{"cmd", "status"}}); r && r->value("ok", false)) {
+        daemon = (*r)["daemon"];
+        // The daemon's view is the live one (its snapshot), the database's may lag by nothing
+        // but is read here without a lock.
+        u.used = (*r)["spare_slots_used"].get<std::uint64_t>();
+        u.retired = (*r)["spare_slots_retired"].get<std::uint64_t>();
+        u.pending = (*r)["pending"].get<std::uint64_t>();
+    }
+    json st = remapfs::control::status_json(id, db, u);
     st["daemon"] = daemon;
     if (as_json) {
         std::cout << st.dump(2) << "\n";
@@ -136,15 +145,95 @@ int cmd_status(const std::string& db, bool as_json) {
         std::cout << fmt::format("spare:        tail of the backing (label at byte {})\n", id.spare_offset);
     std::cout << fmt::format("sector size:  {} bytes\n", id.sector_size);
     std::cout << fmt::format("image:        {} sectors ({} bytes)\n", id.image_sectors, id.image_sectors * id.sector_size);
-    std::cout << fmt::format("spare slots:  {} used of {} ({} free)\n", rows.size(), id.spare_slots,
-                             id.spare_slots - std::min<std::uint64_t>(rows.size(), id.spare_slots));
-    std::cout << fmt::format("remaps:       {}\n", rows.size());
+    std::cout << fmt::format("spare slots:  {} used, {} retired, {} free of {}\n", u.used, u.retired, u.free(), u.total);
+    std::cout << fmt::format("remaps:       {}\n", u.used);
+    std::cout << fmt::format("pending:      {}\n", u.pending);
     std::cout << fmt::format("state:        {}\n", st["state"].get<std::string>());
     if (daemon.value("running", false))
         std::cout << fmt::format("daemon:       running, pid {}, image {}\n", daemon.value("pid", 0),
                                  daemon.value("image", std::string()));
     else
         std::cout << "daemon:       not running\n";
+    return kOk;
+}
+
+int cmd_pending(const std::string& db, bool as_json) {
+    auto s = open_store(db);
+    read_identity(s);
+    auto rows = s.pending();
+    if (as_json) {
+        json a = json::array();
+        for (const auto& r : rows)
+            a.push_back({{"lba", r.lba.v}, {"first_seen", r.first_seen}, {"last_seen", r.last_seen},
+                         {"errors", r.errors}, {"last_errno", r.last_errno}});
+        std::cout << a.dump(2) << "\n";
+        return kOk;
+    }
+    if (rows.empty()) {
+        std::cout << "no pending sectors\n";
+        return kOk;
+    }
+    std::cout << fmt::format("{:>14} {:>7} {:<20} {}\n", "LBA", "ERRORS", "FIRST SEEN", "LAST SEEN");
+    for (const auto& r : rows)
+        std::cout << fmt::format("{:>14} {:>7} {:<20} {}\n", r.lba.v, r.errors, fmt_time(r.first_seen), fmt_time(r.last_seen));
+    return kOk;
+}
+
+// Fault injection exists only on a live mount with -o allow_inject.
+int cmd_inject(const std::string& db, const std::vector<std::string>& args, bool as_json) {
+    if (args.empty()) throw UsageError("inject needs an action: add, list or clear");
+    const std::string action = args[0];
+    json req = {{"cmd", "inject"}, {"action", action}};
+    if (action == "add") {
+        po::options_description d("inject add");
+        d.add_options()
+            ("sectors", po::value<std::string>()->required(), "N or FIRST-LAST")
+            ("target", po::value<std::string>()->default_value("image"), "image (LBAs) or spare (slot numbers)")
+            ("op", po::value<std::string>()->default_value("both"), "read, write or both")
+            ("errno", po::value<std::string>()->default_value("EIO"), "EIO, ENOSPC, ... or none (latency only)")
+            ("latency-ms", po::value<double>()->default_value(0), "added latency")
+            ("probability", po::value<double>()->default_value(1.0), "chance per request, (0, 1]")
+            ("after-ops", po::value<std::uint64_t>()->default_value(0), "start after this many requests")
+            ("at", po::value<std::int64_t>()->default_value(0), "start at this unix time");
+        po::variables_map vm;
+        std::vector<std::string> rest(args.begin() + 1, args.end());
+        try {
+            po::store(po::command_line_parser(rest).options(d).run(), vm);
+            po::notify(vm);
+        } catch (const po::error& e) {
+            throw UsageError(fmt::format("inject add: {}", e.what()));
+        }
+        req["rule"] = {{"sectors", vm["sectors"].as<std::string>()}, {"target", vm["target"].as<std::string>()},
+                       {"op", vm["op"].as<std::string>()}, {"errno", vm["errno"].as<std::string>()},
+                       {"latency_ms", vm["latency-ms"].as<double>()}, {"probability", vm["probability"].as<double>()},
+                       {"after_ops", vm["after-ops"].as<std::uint64_t>()}, {"at", vm["at"].as<std::int64_t>()}};
+        try {
+            (void)remapfs::block::FaultRule::from_json(req["rule"]);
+        } catch (const std::invalid_argument& e) {
+            throw UsageError(fmt::format("inject add: {}", e.what()));
+        }
+    } else if (action != "list" && action != "clear") {
+        throw UsageError(fmt::format("unknown inject action '{}' (add, list, clear)", action));
+    } else if (args.size() > 1) {
+        throw UsageError(fmt::format("inject {} takes no arguments", action));
+    }
+    remapfs::db::DeviceIdentity id;
+    {
+        auto s = open_store(db);
+        id = read_identity(s);
+    }
+    auto r = live_call(id, req);
+    if (!r) throw std::runtime_error("fault injection needs a running daemon mounted with -o allow_inject");
+    check_reply(*r);
+    if (action == "list") {
+        if (as_json) {
+            std::cout << (*r)["rules"].dump(2) << "\n";
+        } else {
+            for (const auto& rule : (*r)["rules"]) std::cout << rule.dump() << "\n";
+            std::cout << fmt::format("{} rule(s), {} faults injected so far\n", (*r)["rules"].size(),
+                                     (*r)["injected"].get<std::uint64_t>());
+        }
+    }
     return kOk;
 }
 
@@ -250,9 +339,34 @@ int run(int argc, char** argv) {
     po::options_description all;
     all.add(global).add(hidden);
 
+    // `inject add` has options of its own: everything after the word `inject` is its.
+    std::vector<std::string> words(argv + 1, argv + argc);
+    std::vector<std::string> inject_args;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        const std::string& w = words[i];
+        if (w == "--db" || w == "--backing" || w == "--mount" || w == "-m") {
+            ++i;
+            continue;
+        }
+        if (w == "inject") {
+            inject_args.assign(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
+            words.resize(i + 1);
+            break;
+        }
+        if (!w.empty() && w[0] != '-') break;  // another command: normal parsing
+    }
+    // --json and --help keep their global meaning wherever they are.
+    for (const char* flag : {"--json", "--help", "-h"}) {
+        auto it = std::find(inject_args.begin(), inject_args.end(), flag);
+        if (it != inject_args.end()) {
+            words.push_back(flag);
+            inject_args.erase(it);
+        }
+    }
+
     po::variables_map vm;
     try {
-        po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+        po::store(po::command_line_parser(words).options(all).positional(pos).run(), vm);
         po::notify(vm);
     } catch (const po::error& e) {
         throw UsageError(e.what());
@@ -272,7 +386,7 @@ int run(int argc, char** argv) {
     }
     const std::string cmd = vm["command"].as<std::string>();
     const auto args = vm.count("args") ? vm["args"].as<std::vector<std::string>>() : std::vector<std::string>{};
-    const std::set<std::string> known = {"status", "list", "verify", "remap", "unremap"};
+    const std::set<std::string> known = {"status", "list", "verify", "remap", "unremap", "pending", "inject"};
     if (!known.count(cmd)) throw UsageError(fmt::format("unknown command '{}' (try --help)", cmd));
     if (help) {
         static const std::map<std::string, std::string> text = {
@@ -283,6 +397,13 @@ int run(int argc, char** argv) {
             {"remap", "remapctl [TARGET] remap LBA\n  Copies sector LBA to a free spare slot, commits the remap, then "
                       "serves the sector from there.\n"},
             {"unremap", "remapctl [TARGET] unremap LBA\n  Copies the sector back to the backing and frees its slot.\n"},
+            {"pending", "remapctl [TARGET] pending [--json]\n  Sectors that stayed unreadable after retries; the next write "
+                        "of each goes to a fresh spare slot.\n"},
+            {"inject", "remapctl [TARGET] inject add --sectors N|A-B [--target image|spare] [--op read|write|both]\n"
+                       "                           [--errno EIO|...|none] [--latency-ms MS] [--probability P]\n"
+                       "                           [--after-ops N] [--at UNIXTIME]\n"
+                       "remapctl [TARGET] inject list [--json] | inject clear\n"
+                       "  Fault injection, for tests: only on a live mount with -o allow_inject.\n"},
         };
         std::cout << text.at(cmd) << "\nTARGET is --db PATH, --backing PATH or --mount DIR.\n";
         return kOk;
@@ -296,11 +417,13 @@ int run(int argc, char** argv) {
     else if (vm.count("backing")) db = remapfs::default_db_path(vm["backing"].as<std::string>());
     else db = db_from_mount(vm["mount"].as<std::string>());
 
-    if ((cmd == "status" || cmd == "list") && !args.empty())
+    if ((cmd == "status" || cmd == "list" || cmd == "pending") && !args.empty())
         throw UsageError(fmt::format("{} takes no arguments", cmd));
     if (cmd == "status") return cmd_status(db, as_json);
     if (cmd == "list") return cmd_list(db, as_json);
     if (cmd == "verify") return cmd_verify(db, args, as_json);
+    if (cmd == "pending") return cmd_pending(db, as_json);
+    if (cmd == "inject") return cmd_inject(db, inject_args, as_json);
     return cmd_move(db, cmd, args);
 }
 

@@ -72,6 +72,13 @@ int run(int argc, char** argv) {
         return std::fprintf(stderr, "remapfs: mountpoint %s: %s\n", o.mountpoint.c_str(), std::strerror(errno)), 1;
     if (!S_ISDIR(st.st_mode))
         return std::fprintf(stderr, "remapfs: mountpoint %s is not a directory\n", o.mountpoint.c_str()), 1;
+    if (o.inject_file) {
+        try {
+            o.instance.faults = block::load_fault_rules(*o.inject_file);
+        } catch (const std::exception& e) {
+            return std::fprintf(stderr, "remapfs: %s\n", e.what()), 1;
+        }
+    }
     if (o.fake) return 0;
     // In the foreground the operator watches the log; a mount command should print only errors.
     log::set_level(o.debug ? log::Level::debug : o.foreground ? log::Level::info : log::Level::warning);
@@ -121,6 +128,7 @@ int run(int argc, char** argv) {
                   o.instance.backing_path, o.mountpoint, o.image_name, instance->geometry().image_sectors.v,
                   instance->geometry().sector_size.bytes(), instance->tables().load()->size(), instance->db_path());
         if (detacher) detacher->ready();
+        instance->remapper().start_worker();  // after the fork: no thread may cross it
 
         if (o.single_thread) {
             status = fuse_session_loop(se);

@@ -26,6 +26,19 @@ std::string absolute(const std::string& p) {
     return std::string(cwd) + "/" + p;
 }
 
+std::uint32_t parse_bounded(const std::string& key, const std::string& value, std::uint32_t lo, std::uint32_t hi) {
+    std::uint64_t v = 0;
+    std::size_t pos = 0;
+    try {
+        v = std::stoull(value, &pos);
+    } catch (const std::exception&) {
+        pos = 0;
+    }
+    if (value.empty() || value[0] == '-' || pos != value.size() || v < lo || v > hi)
+        throw std::invalid_argument(fmt::format("{}={} is not a whole number from {} to {}", key, value, lo, hi));
+    return static_cast<std::uint32_t>(v);
+}
+
 void apply_option(const std::string& opt, Options& o, std::vector<std::string>& errors, bool sloppy) {
     const auto eq = opt.find('=');
     const std::string key = opt.substr(0, eq);
@@ -70,6 +83,25 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             else if (value == "direct") o.instance.backing_io = BackingIo::direct;
             else if (value == "buffered") o.instance.backing_io = BackingIo::buffered;
             else errors.push_back(fmt::format("backing_io={} is not one of auto, direct, buffered", value));
+        } else if (key == "auto_remap") {
+            if (!need_value()) return;
+            if (value == "on" || value == "1" || value == "yes") o.instance.policy.auto_remap = true;
+            else if (value == "off" || value == "0" || value == "no") o.instance.policy.auto_remap = false;
+            else errors.push_back(fmt::format("auto_remap={} is not on or off", value));
+        } else if (key == "read_retries") {
+            if (need_value()) o.instance.policy.read_retries = parse_bounded(key, value, 0, 20);
+        } else if (key == "retry_delay_ms") {
+            if (need_value()) o.instance.policy.retry_delay_us = parse_bounded(key, value, 0, 10'000) * 1000;
+        } else if (key == "error_threshold") {
+            if (need_value()) o.instance.policy.error_threshold = parse_bounded(key, value, 0, 1'000'000);
+        } else if (key == "slow_ms") {
+            if (need_value()) o.instance.policy.slow_us = parse_bounded(key, value, 0, 60'000) * 1000;
+        } else if (key == "slow_count") {
+            if (need_value()) o.instance.policy.slow_count = parse_bounded(key, value, 1, 1'000'000);
+        } else if (key == "allow_inject" && !has_value) {
+            o.instance.allow_inject = true;
+        } else if (key == "inject_file") {
+            if (need_value()) o.inject_file = absolute(value);
         } else if (!sloppy) {
             errors.push_back(fmt::format("unknown option '{}'", opt));
         }
@@ -99,6 +131,14 @@ std::string usage(const char* argv0) {
         "  -o ro                   read-only\n"
         "  -o allow_other          let other users open the image\n"
         "  -o backing_io=auto|direct|buffered   O_DIRECT on the backing (default auto)\n"
+        "  -o auto_remap=on|off    remap a sector whose write fails (default on; off: EIO + pending)\n"
+        "  -o read_retries=N       extra attempts for a failed read (default 3)\n"
+        "  -o retry_delay_ms=N     first retry backoff, doubling (default 10)\n"
+        "  -o error_threshold=N    recovered read errors before a sector is moved (default 3, 0 = never)\n"
+        "  -o slow_ms=N            a read slower than this is slow (default 0 = off)\n"
+        "  -o slow_count=N         slow reads before a sector is moved (default 3)\n"
+        "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"
+        "  -o inject_file=PATH     tests only: fault rules (JSON array) loaded at mount\n"
         "  -f                      stay in the foreground\n"
         "  -d                      debug output (implies -f)\n"
         "  -s                      single-threaded\n"
@@ -152,6 +192,8 @@ ParseResult parse_command_line(int argc, char** argv, bool helper) {
     if (o.show_help || o.show_version) return res;
     for (const std::string& l : option_lists) apply_option_list(l, o, res.errors, sloppy);
 
+    if (o.inject_file && !o.instance.allow_inject)
+        res.errors.push_back("inject_file= needs allow_inject (fault injection is for tests only)");
     if (positional.size() < 2) {
         res.errors.push_back("expected BACKING and MOUNTPOINT (see --help)");
     } else if (positional.size() > 2) {

@@ -7,6 +7,7 @@
 
 #include "remapfs/instance.hpp"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct Options {
     bool show_help = false;
     bool show_version = false;
     std::vector<std::string> kernel_options;  // nodev, nosuid, noexec, noatime ...
+    std::optional<std::string> inject_file;
 };
 
 struct ParseResult {

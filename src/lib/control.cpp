@@ -30,7 +30,7 @@ std::string remap_error(int err, std::uint64_t lba, const Geometry& g) {
 
 }  // namespace
 
-json status_json(const db::DeviceIdentity& id, const std::string& db_path, std::uint64_t remaps) {
+json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u) {
     const std::uint64_t image_bytes = id.image_sectors * id.sector_size;
     return {
         {"uuid", id.uuid},
@@ -42,19 +42,60 @@ json status_json(const db::DeviceIdentity& id, const std::string& db_path, std::
         {"sector_size", id.sector_size},
         {"image_sectors", id.image_sectors},
         {"image_bytes", image_bytes},
-        {"spare_slots_total", id.spare_slots},
-        {"spare_slots_used", remaps},
-        {"remaps", remaps},
-        {"state", remaps >= id.spare_slots ? "spare-exhausted" : "ok"},
+        {"spare_slots_total", u.total},
+        {"spare_slots_used", u.used},
+        {"spare_slots_retired", u.retired},
+        {"spare_slots_free", u.free()},
+        {"remaps", u.used},
+        {"pending", u.pending},
+        {"state", u.exhausted() ? "spare-exhausted" : u.pending ? "degraded" : "ok"},
     };
 }
+
+remap::SpareUsage usage_from_store(db::Store& s) {
+    auto id = s.identity();
+    remap::SpareUsage u;
+    u.total = id ? id->spare_slots : 0;
+    u.used = s.remaps().size();
+    u.retired = s.allocator().retired;
+    u.pending = s.pending().size();
+    return u;
+}
+
+namespace {
+
+json inject(Instance& in, const json& req) {
+    block::FaultInjector* inj = in.injector();
+    if (!inj) return failure(EPERM, "fault injection is off on this mount (it needs -o allow_inject)");
+    const std::string action = req.value("action", "");
+    if (action == "add") {
+        try {
+            inj->add(block::FaultRule::from_json(req.at("rule")));
+        } catch (const std::exception& e) {
+            return failure(EINVAL, e.what());
+        }
+        return {{"ok", true}};
+    }
+    if (action == "clear") {
+        inj->clear();
+        return {{"ok", true}};
+    }
+    if (action == "list") {
+        json rules = json::array();
+        for (const auto& r : inj->rules()) rules.push_back(r.to_json());
+        return {{"ok", true}, {"rules", rules}, {"injected", inj->injected()}};
+    }
+    return failure(EINVAL, fmt::format("unknown inject action '{}'", action));
+}
+
+}  // namespace
 
 json execute(Instance& in, const json& req) noexcept {
     try {
         const std::string cmd = req.value("cmd", "");
         const Geometry& g = in.geometry();
         if (cmd == "status") {
-            json r = status_json(in.identity(), in.db_path(), in.remapper().usage().used);
+            json r = status_json(in.identity(), in.db_path(), in.remapper().usage());
             r["ok"] = true;
             return r;
         }
@@ -82,6 +123,7 @@ json execute(Instance& in, const json& req) noexcept {
             for (Lba l : rep.unreadable) bad.push_back(l.v);
             return {{"ok", true}, {"start", start}, {"count", count}, {"checked", rep.checked}, {"unreadable", bad}};
         }
+        if (cmd == "inject") return inject(in, req);
         return failure(EINVAL, fmt::format("unknown command '{}'", cmd));
     } catch (const std::exception& e) {
         return failure(EINVAL, fmt::format("bad request: {}", e.what()));
