@@ -6,11 +6,15 @@
 
 namespace remapfs::sys {
 
-Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off) {
-    auto* p = static_cast<char*>(buf);
+namespace {
+
+// Loops until `len` bytes are done: short transfers continue, EINTR retries, 0 bytes is EIO
+// (the backing never shrinks under us).
+template <typename Op>
+Result<void> transfer_full(Op op, ByteCount len, ByteOffset off) {
     std::uint64_t done = 0;
     while (done < len.v) {
-        ssize_t n = ::pread(fd, p + done, len.v - done, static_cast<off_t>(off.v + done));
+        ssize_t n = op(done, len.v - done, static_cast<off_t>(off.v + done));
         if (n < 0) {
             if (errno == EINTR) continue;
             return last_errno();
@@ -21,19 +25,17 @@ Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off) {
     return ok();
 }
 
+}  // namespace
+
+Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off) {
+    auto* p = static_cast<char*>(buf);
+    return transfer_full([&](std::uint64_t at, std::uint64_t n, off_t o) { return ::pread(fd, p + at, n, o); }, len, off);
+}
+
 Result<void> pwrite_full(int fd, const void* buf, ByteCount len, ByteOffset off) {
     const auto* p = static_cast<const char*>(buf);
-    std::uint64_t done = 0;
-    while (done < len.v) {
-        ssize_t n = ::pwrite(fd, p + done, len.v - done, static_cast<off_t>(off.v + done));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return last_errno();
-        }
-        if (n == 0) return Errno{EIO};
-        done += static_cast<std::uint64_t>(n);
-    }
-    return ok();
+    return transfer_full([&](std::uint64_t at, std::uint64_t n, off_t o) { return ::pwrite(fd, p + at, n, o); }, len,
+                         off);
 }
 
 Result<void> fdatasync(int fd) {
