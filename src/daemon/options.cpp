@@ -170,6 +170,8 @@ ParseResult parse_command_line(int argc, char** argv, bool helper) {
             else if (v != "remapfs" && v != "fuse.remapfs") res.errors.push_back(fmt::format("-t {}: not a remapfs type", v));
         } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
             option_lists.push_back(a.substr(2));
+        } else if (a.rfind("--", 0) == 0 && a.size() > 2) {
+            res.errors.push_back(fmt::format("unknown option '{}'", a));
         } else if (a.size() > 1 && a[0] == '-' && a != "--") {
             // Clustered short flags. As a mount helper, -f is mount's "fake" and -s "sloppy".
             for (char f : a.substr(1)) {
