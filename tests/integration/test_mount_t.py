@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""`mount -t remapfs` and an fstab line, through mount(8) and the installed /sbin/mount.remapfs.
+"""`mount -t remapfs`, `mount -t fuse.remapfs` and an fstab line, through mount(8).
 
-mount(8) only looks for helpers in /sbin (/sbin/fs.d, /sbin/fs), so this runs only when remapfs is
-installed there (skip otherwise; test_mount_helper.py covers the calling convention with the built
-binary). It exercises whatever is installed, not necessarily this build.
+mount(8) only looks for helpers in /sbin (/sbin/fs.d, /sbin/fs). When remapfs is not installed
+there, the test links /sbin/mount.remapfs and /sbin/mount.fuse.remapfs to this build for its own
+duration (what `meson install` would put there) and removes exactly those links afterwards; an
+installed remapfs is used as it is and never touched.
 """
 
 import os
@@ -17,6 +18,19 @@ from remaptest import check, check_eq, log  # noqa: E402
 
 HELPER = "/sbin/mount.remapfs"
 BACKING_BYTES = 32 * rt.MiB
+
+
+class TempLink(rt.Resource):
+    """A symlink this test created; removed only if it still points where we pointed it."""
+
+    def __init__(self, path, target):
+        self.path, self.target = path, target
+        self.name = f"symlink {path}"
+        os.symlink(target, path)
+
+    def release(self):
+        if os.path.islink(self.path) and os.readlink(self.path) == self.target:
+            os.unlink(self.path)
 
 
 class MountT(rt.Resource):
@@ -44,8 +58,10 @@ class MountT(rt.Resource):
 
 
 def body(ctx):
-    if not os.path.exists(HELPER):
-        raise rt.Skip(f"{HELPER} is not installed (mount(8) only looks in /sbin)")
+    for name in ("mount.remapfs", "mount.fuse.remapfs"):
+        path = os.path.join("/sbin", name)
+        if not os.path.lexists(path):
+            ctx.add(TempLink(path, rt.remapfs_bin()))
     backing = ctx.path("backing.img")
     db = ctx.path("remap.db")
     mnt = ctx.mkdir("mnt")
@@ -57,6 +73,13 @@ def body(ctx):
     img = rt.wait_for_image(mnt, timeout=10)
     check_eq(os.stat(img).st_size, rt.expected_image_bytes(BACKING_BYTES), "image size")
     check(os.path.exists(db), "database created")
+    res.stop()
+
+    log("--- mount -t fuse.remapfs BACKING MNT -o db=DB")
+    res = ctx.add(MountT(mnt))
+    rt.sh(["mount", "-t", "fuse.remapfs", backing, mnt, "-o", f"db={db}"])
+    rt.wait_for_image(mnt, timeout=10)
+    check(rt.is_mounted(mnt), "mounted with -t fuse.remapfs")
     res.stop()
 
     log("--- an fstab line: mount --fstab FILE MNT")
