@@ -18,6 +18,7 @@ using json = nlohmann::json;
 // Requests: {"cmd":"status"} {"cmd":"remap","lba":N} {"cmd":"unremap","lba":N}
 //           {"cmd":"verify","start":N,"count":N}
 //           {"cmd":"inject","action":"add","rule":{...}} / "list" / "clear"  (allow_inject only)
+//           {"cmd":"scan","action":"status"|"start"|"stop"|"pause"|"resume"|"set","settings":{k:v}}
 // Replies:  {"ok":true, ...} or {"ok":false,"error":"one line","errno":N}
 json execute(Instance& in, const json& request) noexcept;
 
@@ -25,6 +26,13 @@ json execute(Instance& in, const json& request) noexcept;
 json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u);
 // The same, from the database alone (no daemon, backing not opened).
 remap::SpareUsage usage_from_store(db::Store& s);
+
+// Scanner state as the database has it (no daemon), same shape as the live status.
+json scan_status_from_store(db::Store& s, const db::DeviceIdentity& id);
+// Applies a scan action to the stored configuration (no daemon). Throws std::invalid_argument.
+health::ScanConfig apply_scan_action(health::ScanConfig c, const json& req);
+// The health report: device score, worst regions, errors, pending, remaps, scanner totals.
+json health_report(db::Store& s, const db::DeviceIdentity& id);
 
 // nullopt: no daemon listens on the socket. Throws std::runtime_error on a broken exchange.
 std::optional<json> call(const std::string& socket_path, const json& request);

@@ -9,6 +9,9 @@
 #include "remapfs/clock.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/geometry.hpp"
+#include "remapfs/health/history.hpp"
+#include "remapfs/health/pacer.hpp"
+#include "remapfs/health/scanner.hpp"
 #include "remapfs/remap/remapper.hpp"
 #include "remapfs/remap/table.hpp"
 #include "remapfs/unique_fd.hpp"
@@ -51,6 +54,13 @@ std::string default_db_path(const std::string& backing_path);
 
 class Instance {
 public:
+    ~Instance();
+    // Daemon only, after detaching: the health history writer, the scanner and the remapper's
+    // background worker (threads must not cross the daemon's fork).
+    void start_services(bool scanner);
+    health::Scanner* scanner() { return scanner_.get(); }
+    health::HistoryWriter* history() { return history_.get(); }
+
     static std::unique_ptr<Instance> open(const InstanceOptions& opts);
     // remapctl without a daemon: everything comes from the database's device row.
     static std::unique_ptr<Instance> open_from_db(const std::string& db_path, bool read_only);
@@ -83,6 +93,11 @@ private:
     block::BlockLayer* physical_ = nullptr;
     block::FaultInjector* injector_ = nullptr;
     std::unique_ptr<remap::Remapper> remapper_;
+    Clock* clock_ = nullptr;
+    std::unique_ptr<health::Activity> activity_;
+    std::unique_ptr<health::HistoryWriter> history_;
+    std::unique_ptr<health::EventSink> tee_;
+    std::unique_ptr<health::Scanner> scanner_;
 };
 
 // The control socket of a running instance, derived from the device id.

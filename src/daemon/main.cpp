@@ -128,7 +128,7 @@ int run(int argc, char** argv) {
                   o.instance.backing_path, o.mountpoint, o.image_name, instance->geometry().image_sectors.v,
                   instance->geometry().sector_size.bytes(), instance->tables().load()->size(), instance->db_path());
         if (detacher) detacher->ready();
-        instance->remapper().start_worker();  // after the fork: no thread may cross it
+        instance->start_services(o.scanner);  // after the fork: no thread may cross it
 
         if (o.single_thread) {
             status = fuse_session_loop(se);

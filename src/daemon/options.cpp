@@ -98,6 +98,8 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             if (need_value()) o.instance.policy.slow_us = parse_bounded(key, value, 0, 60'000) * 1000;
         } else if (key == "slow_count") {
             if (need_value()) o.instance.policy.slow_count = parse_bounded(key, value, 1, 1'000'000);
+        } else if (key == "noscan" && !has_value) {
+            o.scanner = false;
         } else if (key == "allow_inject" && !has_value) {
             o.instance.allow_inject = true;
         } else if (key == "inject_file") {
@@ -137,6 +139,7 @@ std::string usage(const char* argv0) {
         "  -o error_threshold=N    recovered read errors before a sector is moved (default 3, 0 = never)\n"
         "  -o slow_ms=N            a read slower than this is slow (default 0 = off)\n"
         "  -o slow_count=N         slow reads before a sector is moved (default 3)\n"
+        "  -o noscan               no background scanner thread (see remapctl scan for its knobs)\n"
         "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"
         "  -o inject_file=PATH     tests only: fault rules (JSON array) loaded at mount\n"
         "  -f                      stay in the foreground\n"

@@ -21,6 +21,7 @@ struct Options {
     bool debug = false;
     bool single_thread = false;
     bool allow_other = false;
+    bool scanner = true;  // -o noscan: no scanner thread at all (benchmarks)
     bool fake = false;       // mount -f: do everything but mount
     bool show_help = false;
     bool show_version = false;

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -88,7 +89,134 @@ json inject(Instance& in, const json& req) {
     return failure(EINVAL, fmt::format("unknown inject action '{}'", action));
 }
 
+json scan(Instance& in, const json& req) {
+    health::Scanner* sc = in.scanner();
+    if (!sc) return failure(EPERM, "this mount runs no scanner (-o noscan or read-only)");
+    const std::string action = req.value("action", "status");
+    try {
+        if (action == "status") {
+            json r = sc->status();
+            r["ok"] = true;
+            return r;
+        }
+        if (action == "start") sc->start_pass_now();
+        else if (action == "stop") sc->stop();
+        else sc->configure(apply_scan_action(sc->config(), req));
+    } catch (const std::invalid_argument& e) {
+        return failure(EINVAL, e.what());
+    }
+    json r = sc->status();
+    r["ok"] = true;
+    return r;
+}
+
 }  // namespace
+
+health::ScanConfig apply_scan_action(health::ScanConfig c, const json& req) {
+    const std::string action = req.value("action", "status");
+    if (action == "pause") c.paused = true;
+    else if (action == "resume") c.paused = false;
+    else if (action == "start") c.enabled = true, c.paused = false;
+    else if (action == "stop") c.enabled = false;
+    else if (action == "set") {
+        if (!req.contains("settings") || !req["settings"].is_object() || req["settings"].empty())
+            throw std::invalid_argument("scan set needs KEY=VALUE settings");
+        for (const auto& [k, v] : req["settings"].items()) c.set(k, v.is_string() ? v.get<std::string>() : v.dump());
+    } else if (action != "status") {
+        throw std::invalid_argument(fmt::format("unknown scan action '{}'", action));
+    }
+    return c;
+}
+
+json scan_status_from_store(db::Store& s, const db::DeviceIdentity& id) {
+    health::ScanConfig c = s.scan_config();
+    health::ScanCheckpoint st = s.scan_state();
+    const health::ScanOrder order{id.image_sectors, health::kRegionBytes / id.sector_size,
+                                  health::kSegmentBytes / id.sector_size, c.staggered};
+    const bool in_pass = st.pass_started != 0 && st.cursor < order.positions();
+    json j = {
+        {"state", !c.enabled ? "disabled" : c.paused ? "paused" : "stopped (no daemon)"},
+        {"pass", st.pass},
+        {"position", std::min(st.cursor, order.positions())},
+        {"positions", order.positions()},
+        {"percent", in_pass ? 100.0 * static_cast<double>(st.cursor) / static_cast<double>(order.positions()) : 100.0},
+        {"total_scans", st.total_scans},
+        {"warnings_issued", st.warnings_issued},
+        {"config",
+         {{"enabled", c.enabled}, {"interval", c.interval_s}, {"sectors_per_scan", c.sectors_per_scan},
+          {"intensity", c.intensity}, {"health_threshold", c.health_threshold}, {"staggered", c.staggered},
+          {"paused", c.paused}}},
+    };
+    if (!in_pass && st.pass_started) j["next_pass_at"] = st.pass_started + c.interval_s;
+    return j;
+}
+
+json health_report(db::Store& s, const db::DeviceIdentity& id) {
+    auto& c = s.connection();
+    const std::int64_t pass = c.query_int("SELECT coalesce(max(pass), 0) FROM region_pass");
+    db::Statement q(c, "SELECT region, b0, b1, b2, b3, b4, b5, b6, b7, errors, sum_us, max_us FROM region_pass "
+                       "WHERE pass = ?");
+    std::vector<health::RegionStats> regions;
+    {
+        auto u = q.use();
+        u(pass);
+        while (u.next()) {
+            health::RegionStats r;
+            r.pass = static_cast<std::uint64_t>(pass);
+            r.region = static_cast<std::uint64_t>(u.get_int(0));
+            for (int i = 0; i < health::kBuckets; ++i) r.buckets[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(u.get_int(1 + i));
+            r.errors = static_cast<std::uint64_t>(u.get_int(9));
+            r.sum_us = static_cast<std::uint64_t>(u.get_int(10));
+            r.max_us = static_cast<std::uint64_t>(u.get_int(11));
+            regions.push_back(r);
+        }
+    }
+    std::sort(regions.begin(), regions.end(),
+              [](const auto& a, const auto& b) { return health::region_score(a) < health::region_score(b); });
+    double sum = 0;
+    int min_score = 1000;
+    for (const auto& r : regions) {
+        sum += health::region_score(r);
+        min_score = std::min(min_score, health::region_score(r));
+    }
+    const health::ScanConfig cfg = s.scan_config();
+    json worst = json::array();
+    for (std::size_t i = 0; i < regions.size() && i < 10; ++i) {
+        const auto& r = regions[i];
+        const int score = health::region_score(r);
+        if (score >= 1000 && i > 0) break;
+        worst.push_back({{"region", r.region},
+                         {"first_byte", r.region * health::kRegionBytes},
+                         {"score", score},
+                         {"reads", r.reads()},
+                         {"errors", r.errors},
+                         {"mean_us", r.reads() ? r.sum_us / r.reads() : 0},
+                         {"max_us", r.max_us},
+                         {"below_threshold", score < static_cast<int>(cfg.health_threshold)}});
+    }
+    const health::ScanCheckpoint st = s.scan_state();
+    const std::int64_t day_ago = c.query_int("SELECT coalesce(max(t), 0) FROM sector_event") - 86400;
+    db::Statement ev(c, "SELECT kind, count(*) FROM sector_event WHERE t >= ? GROUP BY kind");
+    json events = json::object();
+    {
+        auto u = ev.use();
+        u(day_ago);
+        while (u.next()) events[u.get_str(0)] = u.get_int(1);
+    }
+    const int device_score = regions.empty() ? 1000 : static_cast<int>(sum / static_cast<double>(regions.size()));
+    return {{"device_score", device_score},
+            {"worst_region_score", regions.empty() ? 1000 : min_score},
+            {"health_threshold", cfg.health_threshold},
+            {"pass", pass},
+            {"regions_scanned", regions.size()},
+            {"regions_total", (id.image_sectors * id.sector_size + health::kRegionBytes - 1) / health::kRegionBytes},
+            {"worst_regions", worst},
+            {"events_last_24h", events},
+            {"pending", c.query_int("SELECT count(*) FROM pending")},
+            {"remaps", c.query_int("SELECT count(*) FROM remap")},
+            {"total_scans", st.total_scans},
+            {"warnings_issued", st.warnings_issued}};
+}
 
 json execute(Instance& in, const json& req) noexcept {
     try {
@@ -124,6 +252,7 @@ json execute(Instance& in, const json& req) noexcept {
             return {{"ok", true}, {"start", start}, {"count", count}, {"checked", rep.checked}, {"unreadable", bad}};
         }
         if (cmd == "inject") return inject(in, req);
+        if (cmd == "scan") return scan(in, req);
         return failure(EINVAL, fmt::format("unknown command '{}'", cmd));
     } catch (const std::exception& e) {
         return failure(EINVAL, fmt::format("bad request: {}", e.what()));

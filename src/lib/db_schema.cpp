@@ -73,6 +73,148 @@ void create_v3(Connection& c) {
     )sql");
 }
 
+void create_v4(Connection& c) {
+    c.exec(R"sql(
+        -- Scanner knobs (the seed's), changed with `remapctl scan set`; one row.
+        CREATE TABLE scan_config (
+            id               INTEGER PRIMARY KEY CHECK (id = 1),
+            enabled          INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+            interval_s       INTEGER NOT NULL,  -- from the start of one pass to the next
+            sectors_per_scan INTEGER NOT NULL,  -- sectors per scanner read
+            intensity        INTEGER NOT NULL CHECK (intensity BETWEEN 1 AND 10),
+            health_threshold INTEGER NOT NULL CHECK (health_threshold BETWEEN 0 AND 1000),
+            staggered        INTEGER NOT NULL CHECK (staggered IN (0, 1)),
+            paused           INTEGER NOT NULL CHECK (paused IN (0, 1))
+        ) STRICT;
+        INSERT INTO scan_config VALUES (1, 1, 86400, 256, 3, 700, 0, 0);
+        -- Where the scanner is (checkpointed every few seconds, so a restart resumes).
+        CREATE TABLE scan_state (
+            id              INTEGER PRIMARY KEY CHECK (id = 1),
+            pass            INTEGER NOT NULL,  -- current or last pass number
+            cursor          INTEGER NOT NULL,  -- sectors of this pass already scanned
+            pass_started    INTEGER NOT NULL,  -- unix seconds, 0: no pass yet
+            total_scans     INTEGER NOT NULL,  -- completed passes
+            warnings_issued INTEGER NOT NULL
+        ) STRICT;
+        INSERT INTO scan_state VALUES (1, 0, 0, 0, 0, 0);
+        CREATE TABLE scan_pass (
+            pass      INTEGER PRIMARY KEY,
+            started   INTEGER NOT NULL,
+            finished  INTEGER,                 -- NULL while running or if abandoned
+            sectors   INTEGER NOT NULL,        -- scanned so far
+            errors    INTEGER NOT NULL,
+            slow      INTEGER NOT NULL,
+            max_us    INTEGER NOT NULL
+        ) STRICT;
+        -- Latency classes per region and pass (hdck-style buckets, upper bounds in ms:
+        -- b0 <0.5, b1 <2.1, b2 <4.2, b3 <8.3, b4 <16.7, b5 <33.3, b6 <50, b7 >=50), counted per
+        -- scanner read. Raw tier; tiers below keep it bounded.
+        CREATE TABLE region_pass (
+            pass   INTEGER NOT NULL,
+            region INTEGER NOT NULL,
+            t      INTEGER NOT NULL,           -- unix seconds when the region was done
+            b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
+            b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            sum_us INTEGER NOT NULL,           -- total read time, for the mean
+            max_us INTEGER NOT NULL,
+            PRIMARY KEY (pass, region)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX region_pass_t ON region_pass (t);
+        CREATE TABLE region_daily (
+            day    INTEGER NOT NULL,           -- unix day (t / 86400)
+            region INTEGER NOT NULL,
+            b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
+            b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            errors INTEGER NOT NULL, sum_us INTEGER NOT NULL, max_us INTEGER NOT NULL,
+            PRIMARY KEY (day, region)
+        ) STRICT, WITHOUT ROWID;
+        CREATE TABLE region_monthly (
+            month  INTEGER NOT NULL,           -- year * 12 + month - 1
+            region INTEGER NOT NULL,
+            b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
+            b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            errors INTEGER NOT NULL, sum_us INTEGER NOT NULL, max_us INTEGER NOT NULL,
+            PRIMARY KEY (month, region)
+        ) STRICT, WITHOUT ROWID;
+        -- Per-sector events, from user I/O and from the scanner.
+        CREATE TABLE sector_event (
+            id         INTEGER PRIMARY KEY,
+            t          INTEGER NOT NULL,       -- unix seconds
+            lba        INTEGER NOT NULL,
+            kind       TEXT NOT NULL CHECK (kind IN ('read-error', 'write-error', 'slow-read', 'pending',
+                                                     'remap', 'heal')),
+            latency_us INTEGER,
+            source     TEXT NOT NULL CHECK (source IN ('user', 'scan', 'admin')),
+            detail     TEXT
+        ) STRICT;
+        CREATE INDEX sector_event_t ON sector_event (t);
+        CREATE INDEX sector_event_lba ON sector_event (lba);
+        -- Daily counts of events older than the raw window.
+        CREATE TABLE event_daily (
+            day   INTEGER NOT NULL,
+            kind  TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (day, kind)
+        ) STRICT, WITHOUT ROWID;
+    )sql");
+}
+
+void create_v5(Connection& c) {
+    c.exec(R"sql(
+        -- Mean read latency of a bucket row, in microseconds.
+        CREATE VIEW region_latency AS
+            SELECT 'pass' AS tier, t / 86400 AS day, region,
+                   (b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7) AS reads, errors,
+                   sum_us * 1.0 / max(1, b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7) AS mean_us, max_us
+            FROM region_pass
+            UNION ALL
+            SELECT 'daily', day, region, (b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7), errors,
+                   sum_us * 1.0 / max(1, b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7), max_us
+            FROM region_daily;
+        -- Regions whose mean latency over the last 7 days is worse than over the 7 days before
+        -- (change the 7s in a copy of this query for another window).
+        CREATE VIEW regions_getting_worse AS
+            WITH now(d) AS (SELECT max(day) FROM region_latency),
+            recent AS (SELECT region, avg(mean_us) AS mean_us, sum(errors) AS errors
+                       FROM region_latency, now WHERE day > d - 7 GROUP BY region),
+            before AS (SELECT region, avg(mean_us) AS mean_us, sum(errors) AS errors
+                       FROM region_latency, now WHERE day <= d - 7 AND day > d - 14 GROUP BY region)
+            SELECT r.region, b.mean_us AS before_us, r.mean_us AS recent_us,
+                   r.mean_us / max(b.mean_us, 1) AS ratio, b.errors AS before_errors, r.errors AS recent_errors
+            FROM recent r JOIN before b USING (region)
+            WHERE r.mean_us > 1.2 * b.mean_us OR r.errors > b.errors
+            ORDER BY ratio DESC;
+        -- Sectors with errors (or pending, remapped) in the last 24 hours.
+        CREATE VIEW recent_sector_errors AS
+            SELECT lba, kind, count(*) AS events, datetime(min(t), 'unixepoch') AS first,
+                   datetime(max(t), 'unixepoch') AS last, group_concat(DISTINCT source) AS sources
+            FROM sector_event
+            WHERE t >= (SELECT max(t) FROM sector_event) - 86400 AND kind != 'heal'
+            GROUP BY lba, kind ORDER BY max(t) DESC;
+        -- Scan coverage and pass history.
+        CREATE VIEW scan_history AS
+            SELECT p.pass, datetime(p.started, 'unixepoch') AS started,
+                   datetime(p.finished, 'unixepoch') AS finished, p.finished - p.started AS seconds,
+                   p.sectors, round(100.0 * p.sectors / d.image_sectors, 2) AS coverage_pct,
+                   p.errors, p.slow, p.max_us
+            FROM scan_pass p, device d ORDER BY p.pass;
+        -- Device health per day: scanner reads and errors, slow reads, events, remaps.
+        CREATE VIEW device_health_daily AS
+            WITH reads AS (SELECT day, sum(reads) AS reads, sum(errors) AS scan_errors,
+                                  avg(mean_us) AS mean_us, max(max_us) AS max_us
+                           FROM region_latency GROUP BY day),
+            ev AS (SELECT t / 86400 AS day, kind, count(*) AS n FROM sector_event GROUP BY 1, 2
+                   UNION ALL SELECT day, kind, count FROM event_daily)
+            SELECT date(r.day * 86400, 'unixepoch') AS date, r.reads, r.scan_errors, round(r.mean_us, 1) AS mean_us,
+                   r.max_us,
+                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = r.day AND kind IN ('read-error', 'write-error')), 0) AS io_errors,
+                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = r.day AND kind = 'slow-read'), 0) AS slow_reads,
+                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = r.day AND kind = 'remap'), 0) AS remaps
+            FROM reads r ORDER BY r.day;
+    )sql");
+}
+
 }  // namespace
 
 const std::vector<Migration>& schema_ladder() {
@@ -80,6 +222,8 @@ const std::vector<Migration>& schema_ladder() {
         {1, "device identity, spare allocator and remap table", create_v1},
         {2, "remap_list view", create_v2},
         {3, "pending sectors and retired spare slots", create_v3},
+        {4, "scanner configuration, state, passes and health history", create_v4},
+        {5, "health views", create_v5},
     };
     return ladder;
 }

@@ -196,6 +196,45 @@ Result<void> Store::commit_pending(Lba lba, int err) noexcept {
     });
 }
 
+health::ScanConfig Store::scan_config() {
+    Statement s(conn_, "SELECT enabled, interval_s, sectors_per_scan, intensity, health_threshold, staggered, paused "
+                       "FROM scan_config WHERE id = 1");
+    auto u = s.use();
+    health::ScanConfig c;
+    if (!u.next()) return c;
+    c.enabled = u.get_int(0) != 0;
+    c.interval_s = static_cast<std::uint32_t>(u.get_int(1));
+    c.sectors_per_scan = static_cast<std::uint32_t>(u.get_int(2));
+    c.intensity = static_cast<std::uint32_t>(u.get_int(3));
+    c.health_threshold = static_cast<std::uint32_t>(u.get_int(4));
+    c.staggered = u.get_int(5) != 0;
+    c.paused = u.get_int(6) != 0;
+    return c;
+}
+
+void Store::save_scan_config(const health::ScanConfig& c) {
+    Transaction txn(conn_);
+    Statement s(conn_, "UPDATE scan_config SET enabled = ?, interval_s = ?, sectors_per_scan = ?, intensity = ?, "
+                       "health_threshold = ?, staggered = ?, paused = ? WHERE id = 1");
+    s.use()(std::int64_t{c.enabled})(std::int64_t{c.interval_s})(std::int64_t{c.sectors_per_scan})(
+         std::int64_t{c.intensity})(std::int64_t{c.health_threshold})(std::int64_t{c.staggered})(std::int64_t{c.paused})
+        .exec();
+    txn.commit();
+}
+
+health::ScanCheckpoint Store::scan_state() {
+    Statement s(conn_, "SELECT pass, cursor, pass_started, total_scans, warnings_issued FROM scan_state WHERE id = 1");
+    auto u = s.use();
+    health::ScanCheckpoint c;
+    if (!u.next()) return c;
+    c.pass = static_cast<std::uint64_t>(u.get_int(0));
+    c.cursor = static_cast<std::uint64_t>(u.get_int(1));
+    c.pass_started = u.get_int(2);
+    c.total_scans = static_cast<std::uint64_t>(u.get_int(3));
+    c.warnings_issued = static_cast<std::uint64_t>(u.get_int(4));
+    return c;
+}
+
 std::string new_uuid() {
     std::array<unsigned char, 16> b{};
     int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);

@@ -327,10 +327,67 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     in->physical_ = phys.get();
     in->remapper_ = std::make_unique<remap::Remapper>(*in->store_, in->tables_, *in->physical_, layout.g,
                                                       in->store_->allocator(), o.policy, clock);
-    in->stack_ = std::make_unique<block::RemapLayer>(std::move(phys), layout.g, in->tables_, *in->remapper_, clock,
+    auto layer = std::make_unique<block::RemapLayer>(std::move(phys), layout.g, in->tables_, *in->remapper_, clock,
                                                      o.read_only);
+    in->clock_ = &clock;
+    in->activity_ = std::make_unique<health::Activity>(clock);
+    layer->set_activity(in->activity_.get());
+    in->stack_ = std::move(layer);
     guard.armed = false;
     return in;
+}
+
+namespace {
+
+// Health events go to the history and to the scanner (which rescans around new errors).
+class Tee final : public health::EventSink {
+public:
+    Tee(health::EventSink& a, health::EventSink* b) : a_(a), b_(b) {}
+    void event(health::SectorEvent e) override {
+        if (b_) b_->event(e);
+        a_.event(std::move(e));
+    }
+
+private:
+    health::EventSink& a_;
+    health::EventSink* b_;
+};
+
+}  // namespace
+
+void Instance::start_services(bool scanner) {
+    history_ = std::make_unique<health::HistoryWriter>(db_path_, *clock_);
+    if (scanner && !read_only_) {
+        auto persist = [this](const health::ScanConfig& c) {
+            std::lock_guard lock(tables_.writer_mutex());  // the store's connection is the writers'
+            store_->save_scan_config(c);
+        };
+        health::ScanConfig cfg;
+        health::ScanCheckpoint state;
+        {
+            std::lock_guard lock(tables_.writer_mutex());
+            cfg = store_->scan_config();
+            state = store_->scan_state();
+        }
+        scanner_ = std::make_unique<health::Scanner>(static_cast<block::RemapLayer&>(*stack_), geometry_, *history_,
+                                                     *activity_, *clock_, cfg, state, persist, direct_);
+    }
+    tee_ = std::make_unique<Tee>(*history_, scanner_.get());
+    remapper_->set_event_sink(tee_.get());
+    history_->start();
+    remapper_->start_worker();
+    if (scanner_) scanner_->start();
+}
+
+Instance::~Instance() {
+    // Stop the producers before the history they write to.
+    scanner_.reset();
+    if (remapper_) {
+        remapper_->stop_worker();
+        remapper_->set_event_sink(nullptr);
+    }
+    tee_.reset();
+    history_.reset();
 }
 
 std::unique_ptr<Instance> Instance::open_from_db(const std::string& db_path, bool read_only) {

@@ -104,7 +104,7 @@ Result<void> RemapLayer::write_one(Lba lba, const std::byte* in) {
     return remapper_.remap_with_data(lba, sector, "write-error");
 }
 
-Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data) {
+Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data, const RunObserver* observer) {
     const std::uint32_t ss = geometry_.sector_size.bytes();
     const std::uint32_t slow_us = remapper_.policy().slow_us;
     Result<void> outcome = ok();
@@ -122,9 +122,12 @@ Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data) 
                 std::byte* p = data + (done + idx) * ss;
                 Result<void> r = ok();
                 if (io == Io::read) {
-                    const std::int64_t t0 = slow_us ? clock_.now_us() : 0;
+                    const bool timed = slow_us || observer;
+                    const std::int64_t t0 = timed ? clock_.now_us() : 0;
                     r = next_->pread({p, ss * cnt.v}, phys);
-                    if (r && slow_us && clock_.now_us() - t0 > slow_us) remapper_.note_slow_read(pos + SectorCount{idx}, cnt);
+                    const std::int64_t took = timed ? clock_.now_us() - t0 : 0;
+                    if (r && observer) (*observer)(pos + SectorCount{idx}, cnt, took, true);
+                    if (r && slow_us && took > slow_us) remapper_.note_slow_read(pos + SectorCount{idx}, cnt, took);
                 } else if (e && e->pending) {
                     r = Errno{EAGAIN};  // handled by write_one on the slow path
                 } else {
@@ -144,7 +147,10 @@ Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data) 
             std::byte* p = data + (done + fail_idx + k) * ss;
             if (io == Io::read) {
                 // Keep going so every unreadable sector of the request is recorded.
-                if (auto r = read_one(l, p); !r && outcome) outcome = r;
+                const std::int64_t t0 = observer ? clock_.now_us() : 0;
+                auto r = read_one(l, p);
+                if (observer) (*observer)(l, SectorCount{1}, clock_.now_us() - t0, bool(r));
+                if (!r && outcome) outcome = r;
             } else {
                 REMAPFS_TRY(write_one(l, p));
             }
@@ -154,7 +160,13 @@ Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data) 
     return outcome;
 }
 
+Result<void> RemapLayer::scan_read(Lba first, SectorCount n, std::byte* buf, const RunObserver& on_run) {
+    assert(first.v + n.v <= geometry_.image_sectors.v);
+    return body(Io::read, first, n, buf, &on_run);
+}
+
 Result<void> RemapLayer::pread(std::span<std::byte> buf, ByteOffset off) {
+    health::Activity::Scope busy(activity_);
     const std::uint32_t ss = geometry_.sector_size.bytes();
     assert(off.v + buf.size() <= size().v);
     const SectorSplit sp = split_sectors(geometry_.sector_size, off, ByteCount{buf.size()});
@@ -193,6 +205,7 @@ Result<void> RemapLayer::patch_sector(const SectorSplit::Partial& p, const std::
 
 Result<void> RemapLayer::pwrite(std::span<const std::byte> buf, ByteOffset off) {
     if (read_only_) return Errno{EROFS};
+    health::Activity::Scope busy(activity_);
     const std::uint32_t ss = geometry_.sector_size.bytes();
     assert(off.v + buf.size() <= size().v);
     const SectorSplit sp = split_sectors(geometry_.sector_size, off, ByteCount{buf.size()});
@@ -212,6 +225,7 @@ Result<void> RemapLayer::pwrite(std::span<const std::byte> buf, ByteOffset off) 
 
 Result<void> RemapLayer::discard(ByteOffset off, ByteCount len) {
     if (read_only_) return Errno{EROFS};
+    health::Activity::Scope busy(activity_);
     assert(off.v + len.v <= size().v);
     const SectorSplit sp = split_sectors(geometry_.sector_size, off, len);
     if (sp.head.length) REMAPFS_TRY(patch_sector(sp.head, nullptr));

@@ -31,7 +31,13 @@ Remapper::Remapper(db::Store& store, TableHolder& tables, block::BlockLayer& phy
       free_slots_(allocator.free_slots.begin(), allocator.free_slots.end()),
       retired_(allocator.retired) {}
 
-Remapper::~Remapper() {
+void Remapper::emit(health::EventKind k, Lba lba, std::int64_t latency_us, std::string detail) {
+    if (sink_) sink_->event({clock_.now_s(), lba, k, latency_us, health::current_source(), std::move(detail)});
+}
+
+Remapper::~Remapper() { stop_worker(); }
+
+void Remapper::stop_worker() {
     if (worker_.joinable()) {
         worker_.request_stop();
         worker_.join();
@@ -110,6 +116,7 @@ Result<SpareSlot> Remapper::remap(Lba lba, std::string_view reason) {
     }
     tables_.update([&](const Table& t) { return t.with({lba, alloc->slot, State::active}); }, TableHolder::Grace::skip);
     log::info("sector {} remapped to spare slot {} ({})", lba.v, alloc->slot.v, reason);
+    emit(health::EventKind::remap, lba, -1, std::string(reason));
     return alloc->slot;
 }
 
@@ -132,10 +139,12 @@ Result<void> Remapper::unremap(Lba lba) {
     free_slots_.insert(slot.v);
     warned_exhausted_ = false;
     log::info("sector {} unremapped, spare slot {} freed", lba.v, slot.v);
+    emit(health::EventKind::heal, lba, -1, "unremap");
     return ok();
 }
 
 Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> sector, std::string_view reason) {
+    if (reason == "write-error") emit(health::EventKind::write_error, lba);
     std::lock_guard lock(tables_.writer_mutex());
     const std::optional<Entry> prev = current_entry(tables_, lba);
     if (prev && prev->remapped()) {
@@ -155,6 +164,7 @@ Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> secto
         ++retired_;
         tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
         log::warning("sector {}: spare slot {} failed, moved to slot {}", lba.v, prev->slot.v, a->slot.v);
+        emit(health::EventKind::remap, lba, -1, "slot-failed");
         return ok();
     }
     auto a = write_to_fresh_slot(sector);
@@ -165,18 +175,21 @@ Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> secto
     }
     tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
     log::warning("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, reason);
+    emit(health::EventKind::remap, lba, -1, std::string(reason));
     return ok();
 }
 
 Result<void> Remapper::mark_pending(Lba lba, int err) {
     std::lock_guard lock(tables_.writer_mutex());
     auto committed = store_.commit_pending(lba, err);
+    emit(health::EventKind::read_error, lba, -1, errno_name(err));
     const std::optional<Entry> prev = current_entry(tables_, lba);
     if (!prev || !prev->pending) {
         Entry e = prev ? *prev : Entry{lba, SpareSlot{0}, State::none};
         e.pending = true;
         tables_.update([&](const Table& t) { return t.with(e); }, TableHolder::Grace::skip);
         log::warning("sector {} is unreadable ({}); pending until it is rewritten", lba.v, errno_name(err));
+        emit(health::EventKind::pending, lba);
     }
     return committed;
 }
@@ -192,7 +205,8 @@ void Remapper::note_recovered_read(Lba lba) {
     enqueue({Task::Kind::move, lba, SectorCount{1}, "read-errors"});
 }
 
-void Remapper::count_slow(Lba lba) {
+void Remapper::count_slow(Lba lba, std::int64_t latency_us) {
+    emit(health::EventKind::slow_read, lba, latency_us);
     {
         std::lock_guard lock(counts_mutex_);
         if (slow_.size() > kMaxCounted) slow_.clear();
@@ -202,9 +216,9 @@ void Remapper::count_slow(Lba lba) {
     enqueue({Task::Kind::move, lba, SectorCount{1}, "slow-reads"});
 }
 
-void Remapper::note_slow_read(Lba first, SectorCount n) {
+void Remapper::note_slow_read(Lba first, SectorCount n, std::int64_t latency_us) {
     if (policy_.slow_us == 0) return;
-    if (n.v == 1) return count_slow(first);
+    if (n.v == 1) return count_slow(first, latency_us);
     // Which sector of the request was slow? Time them one by one, off the I/O path.
     enqueue({Task::Kind::probe, first, n, ""});
 }
@@ -234,7 +248,8 @@ void Remapper::run(const Task& t) {
         const ByteOffset where = e && e->remapped() ? geometry_.slot_offset(e->slot) : geometry_.data_offset(l);
         const std::int64_t start = clock_.now_us();
         auto r = physical_.pread({sector, ss}, where);
-        if (r && clock_.now_us() - start > static_cast<std::int64_t>(policy_.slow_us)) count_slow(l);
+        const std::int64_t took = clock_.now_us() - start;
+        if (r && took > static_cast<std::int64_t>(policy_.slow_us)) count_slow(l, took);
     }
 }
 

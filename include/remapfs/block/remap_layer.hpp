@@ -13,10 +13,12 @@
 #include "remapfs/block/layer.hpp"
 #include "remapfs/clock.hpp"
 #include "remapfs/geometry.hpp"
+#include "remapfs/health/pacer.hpp"
 #include "remapfs/remap/remapper.hpp"
 #include "remapfs/remap/table.hpp"
 
 #include <array>
+#include <functional>
 #include <mutex>
 
 namespace remapfs::block {
@@ -31,12 +33,21 @@ public:
     Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) override;
     Result<void> discard(ByteOffset off, ByteCount len) override;
 
+    // User requests are counted here so the scanner can tell when the image is idle.
+    void set_activity(health::Activity* a) { activity_ = a; }
+
+    // The scanner's read: whole sectors through the same per-sector error handling as a user's
+    // (retries, pending, pre-emptive remaps), with each physical run's outcome and latency
+    // reported to `on_run`. Not counted as user activity.
+    using RunObserver = std::function<void(Lba first, SectorCount n, std::int64_t us, bool ok)>;
+    Result<void> scan_read(Lba first, SectorCount n, std::byte* buf, const RunObserver& on_run);
+
 private:
     enum class Io { read, write };
     // A snapshot with no sector of [first, first+n) in the middle of a move.
     remap::Snapshot settled_snapshot(Lba first, SectorCount n) const;
     // Whole sectors [first, first+n): runs through the fast path, failing runs sector by sector.
-    Result<void> body(Io io, Lba first, SectorCount n, std::byte* data);
+    Result<void> body(Io io, Lba first, SectorCount n, std::byte* data, const RunObserver* observer = nullptr);
     Result<void> read_one(Lba lba, std::byte* out);
     Result<void> write_one(Lba lba, const std::byte* in);
     Result<void> patch_sector(const SectorSplit::Partial& p, const std::byte* data);  // data null: zeros
@@ -46,6 +57,7 @@ private:
     remap::Remapper& remapper_;
     Clock& clock_;
     bool read_only_;
+    health::Activity* activity_ = nullptr;
     // Read-modify-write of a partial sector must not interleave with another RMW of the same
     // sector; striped so unrelated sectors never contend. Lock order: stripe, then the table's
     // writer mutex (taken inside the Remapper).

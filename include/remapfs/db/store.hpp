@@ -4,6 +4,8 @@
 // Result (EIO on any SQLite failure, logged with the extended code).
 
 #include "remapfs/db/sqlite.hpp"
+#include "remapfs/health/history.hpp"
+#include "remapfs/health/scan_config.hpp"
 #include "remapfs/result.hpp"
 #include "remapfs/units.hpp"
 
@@ -73,6 +75,10 @@ public:
     // A slot that was never used for a remap failed its first write.
     Result<void> commit_retire(SpareSlot slot, bool from_free_list, int err) noexcept;
     Result<void> commit_pending(Lba lba, int err) noexcept;
+
+    health::ScanConfig scan_config();
+    void save_scan_config(const health::ScanConfig& c);
+    health::ScanCheckpoint scan_state();
 
     Connection& connection() { return conn_; }
 

@@ -15,6 +15,7 @@
 #include "remapfs/clock.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/geometry.hpp"
+#include "remapfs/health/events.hpp"
 #include "remapfs/remap/policy.hpp"
 #include "remapfs/remap/table.hpp"
 
@@ -54,12 +55,16 @@ public:
     Result<void> remap_with_data(Lba lba, std::span<const std::byte> sector, std::string_view reason);
     Result<void> mark_pending(Lba lba, int err);
     void note_recovered_read(Lba lba);                // failed, then read fine on a retry
-    void note_slow_read(Lba first, SectorCount n);    // one request over the slow threshold
+    void note_slow_read(Lba first, SectorCount n, std::int64_t latency_us);  // one request over the threshold
 
     SpareUsage usage() const;
     const Policy& policy() const { return policy_; }
 
+    // Where health events go (the history writer); set before I/O starts.
+    void set_event_sink(health::EventSink* sink) { sink_ = sink; }
+
     void start_worker();
+    void stop_worker();
     void drain();  // runs queued work on this thread
 
 private:
@@ -80,7 +85,8 @@ private:
     Result<Allocation> write_to_fresh_slot(std::span<const std::byte> sector);
     void enqueue(Task t);
     void run(const Task& t);
-    void count_slow(Lba lba);
+    void count_slow(Lba lba, std::int64_t latency_us);
+    void emit(health::EventKind k, Lba lba, std::int64_t latency_us = -1, std::string detail = {});
     void worker(std::stop_token st);
 
     db::Store& store_;
@@ -89,6 +95,7 @@ private:
     Geometry geometry_;
     Policy policy_;
     Clock& clock_;
+    health::EventSink* sink_ = nullptr;
     // Guarded by tables_.writer_mutex().
     std::uint64_t next_slot_;
     std::set<std::uint64_t> free_slots_;

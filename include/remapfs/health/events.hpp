@@ -1,0 +1,48 @@
+#pragma once
+// Health facts as they happen: per-sector events from user I/O and from the scanner. The
+// remap machinery reports them to an EventSink (the history writer in the daemon); a sink must
+// never block the caller.
+
+#include "remapfs/units.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace remapfs::health {
+
+enum class EventKind { read_error, write_error, slow_read, pending, remap, heal };
+enum class Source { user, scan, admin };
+
+const char* to_string(EventKind k);
+const char* to_string(Source s);
+
+struct SectorEvent {
+    std::int64_t t = 0;  // unix seconds
+    Lba lba;
+    EventKind kind = EventKind::read_error;
+    std::int64_t latency_us = -1;  // -1: not measured
+    Source source = Source::user;
+    std::string detail;
+};
+
+class EventSink {
+public:
+    virtual ~EventSink() = default;
+    virtual void event(SectorEvent e) = 0;
+};
+
+// Who is doing I/O on this thread: the scanner marks its thread so that events it causes deep
+// in the remap layer are attributed to it.
+Source current_source();
+class ScopedSource {
+public:
+    explicit ScopedSource(Source s);
+    ~ScopedSource();
+    ScopedSource(const ScopedSource&) = delete;
+    ScopedSource& operator=(const ScopedSource&) = delete;
+
+private:
+    Source prev_;
+};
+
+}  // namespace remapfs::health

@@ -1,0 +1,99 @@
+#pragma once
+// The one writer of health history. Producers (the remap layer, the scanner) push records into
+// a bounded queue and never wait; a thread with its own SQLite connection drains it in batches,
+// one transaction per batch, and runs the tiered downsampling:
+//
+//   region_pass (per pass, kept kRawDays)  -> region_daily (kept kDailyDays) -> region_monthly
+//   sector_event (kept kEventDays)         -> event_daily
+//
+// so the database stays bounded however long the device lives.
+
+#include "remapfs/clock.hpp"
+#include "remapfs/health/events.hpp"
+
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <variant>
+
+namespace remapfs::db {
+class Connection;
+}
+
+namespace remapfs::health {
+
+inline constexpr int kRawDays = 15;
+inline constexpr int kDailyDays = 90;
+inline constexpr int kEventDays = 90;
+inline constexpr int kBuckets = 8;
+// Upper bounds of the latency classes in microseconds (hdck's 7200 rpm classes plus one for
+// solid-state); the last class is everything slower.
+inline constexpr std::array<std::int64_t, kBuckets - 1> kBucketUpperUs = {500, 2100, 4200, 8300, 16700, 33300, 50000};
+int bucket_of(std::int64_t us);
+
+struct RegionStats {
+    std::uint64_t pass = 0;
+    std::uint64_t region = 0;
+    std::int64_t t = 0;
+    std::array<std::uint64_t, kBuckets> buckets{};
+    std::uint64_t errors = 0;
+    std::uint64_t sum_us = 0;
+    std::uint64_t max_us = 0;
+    std::uint64_t reads() const;
+    void add(std::int64_t us);
+};
+
+struct ScanCheckpoint {
+    std::uint64_t pass = 0;
+    std::uint64_t cursor = 0;
+    std::int64_t pass_started = 0;
+    std::uint64_t total_scans = 0;
+    std::uint64_t warnings_issued = 0;
+};
+
+struct PassRecord {
+    std::uint64_t pass = 0;
+    std::int64_t started = 0;
+    std::int64_t finished = 0;  // 0: still running
+    std::uint64_t sectors = 0, errors = 0, slow = 0, max_us = 0;
+};
+
+class HistoryWriter final : public EventSink {
+public:
+    // Opens its own connection to the (already migrated) database.
+    HistoryWriter(const std::string& db_path, Clock& clock);
+    ~HistoryWriter() override;  // drains what is queued, then stops
+
+    void event(SectorEvent e) override;
+    void region(const RegionStats& r);
+    void checkpoint(const ScanCheckpoint& c);
+    void pass(const PassRecord& p);
+
+    void start();  // the writer thread (daemon); without it, flush() does the work
+    void flush();  // writes everything queued now, on the caller's thread
+    void downsample(std::int64_t now_s);
+    std::uint64_t dropped() const;
+
+private:
+    using Item = std::variant<SectorEvent, RegionStats, ScanCheckpoint, PassRecord>;
+    void push(Item it);
+    void write_batch(std::deque<Item>& batch);
+    void run(std::stop_token st);
+
+    std::string db_path_;
+    Clock& clock_;
+    std::unique_ptr<db::Connection> conn_;
+    std::mutex write_mutex_;  // one writer of the connection at a time (thread or flush())
+    mutable std::mutex mutex_;  // the queue only; leaf lock
+    std::condition_variable_any cv_;
+    std::deque<Item> queue_;
+    std::uint64_t dropped_ = 0;
+    std::int64_t last_downsample_s_ = 0;
+    std::jthread thread_;
+};
+
+}  // namespace remapfs::health

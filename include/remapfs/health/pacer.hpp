@@ -1,0 +1,71 @@
+#pragma once
+// How fast the scanner may go, decided like ZFS and md do it (reference/health-anchors.md):
+// full speed only after the image has been idle for a window (ZFS: 5 completions; SAS BMS:
+// 500 ms), otherwise a guaranteed minimum rate (md: 1000 KiB/s) with small reads, one scanner
+// read in flight at a time (ZFS scrub min_active = 1). Pure logic against an injected clock and
+// an activity sample, so it is unit-tested without I/O.
+
+#include "remapfs/clock.hpp"
+#include "remapfs/units.hpp"
+
+#include <atomic>
+#include <cstdint>
+
+namespace remapfs::health {
+
+// User I/O in flight and when the last one finished; updated by the remap layer on every
+// user request (two relaxed atomics), read by the scanner.
+class Activity {
+public:
+    explicit Activity(Clock& clock) : clock_(clock) {}
+    void begin() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+    void end() {
+        last_done_us_.store(clock_.now_us(), std::memory_order_relaxed);
+        in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    struct Sample {
+        std::uint32_t in_flight = 0;
+        std::int64_t last_done_us = 0;
+    };
+    Sample sample() const { return {in_flight_.load(std::memory_order_relaxed), last_done_us_.load(std::memory_order_relaxed)}; }
+
+    class Scope {
+    public:
+        explicit Scope(Activity* a) : a_(a) { if (a_) a_->begin(); }
+        ~Scope() { if (a_) a_->end(); }
+        Scope(const Scope&) = delete;
+        Scope& operator=(const Scope&) = delete;
+
+    private:
+        Activity* a_;
+    };
+
+private:
+    Clock& clock_;
+    std::atomic<std::uint32_t> in_flight_{0};
+    std::atomic<std::int64_t> last_done_us_{0};
+};
+
+class Pacer {
+public:
+    static constexpr std::int64_t kIdleWindowUs = 500'000;
+    static constexpr std::uint64_t kRatePerIntensity = 1 << 20;  // bytes/s while users are active
+    static constexpr std::uint64_t kBusyReadBytes = 64 << 10;    // the largest read while busy
+
+    struct Decision {
+        std::int64_t wait_us = 0;   // sleep this long first (0: go)
+        SectorCount sectors;        // then read at most this many
+        bool idle = false;
+    };
+
+    // sectors_per_scan: the configured read size.
+    Decision next(Activity::Sample a, std::int64_t now_us, SectorSize ss, std::uint32_t sectors_per_scan) const;
+    // A read of `bytes` that started at started_us has finished. Intensity 1..10 scales the
+    // busy rate: 1 MiB/s per step.
+    void done(std::uint64_t bytes, std::int64_t started_us, bool idle, std::uint32_t intensity);
+
+private:
+    std::int64_t next_allowed_us_ = 0;  // busy-mode token bucket
+};
+
+}  // namespace remapfs::health

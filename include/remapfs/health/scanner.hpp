@@ -1,0 +1,110 @@
+#pragma once
+// The background scanner: really reads the surface, sector by sector, through the same stack
+// as user I/O below the remap layer (remapped sectors are read on their spare slots), with the
+// same error handling (retries, pending, pre-emptive remaps). Paced by Pacer, checkpointed every
+// few seconds so a restart resumes, recording latency classes per region and pass in the
+// history. Errors found anywhere trigger an immediate rescan of their neighbourhood, because
+// latent sector errors cluster (P(another within 10 MB) = 0.5, Bairavasundaram 2007).
+
+#include "remapfs/block/remap_layer.hpp"
+#include "remapfs/clock.hpp"
+#include "remapfs/geometry.hpp"
+#include "remapfs/health/history.hpp"
+#include "remapfs/health/pacer.hpp"
+#include "remapfs/health/scan_config.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace remapfs::health {
+
+inline constexpr std::uint64_t kRegionBytes = 128ull << 20;  // history granularity (SDG10 regions)
+inline constexpr std::uint64_t kSegmentBytes = 1ull << 20;   // staggered order segment
+inline constexpr std::uint64_t kNeighbourhoodBytes = 10ull << 20;
+inline constexpr std::int64_t kCheckpointEveryUs = 5'000'000;
+
+// 0..1000 from a region's reads in one pass: errors and slow reads cost.
+int region_score(const RegionStats& r);
+
+// Scan order: position p (0..positions) to the LBA it reads, for sequential and staggered
+// (regions x segments) order. nullopt: p lies past the image in a partial last region.
+struct ScanOrder {
+    std::uint64_t image_sectors;
+    std::uint64_t region_sectors;
+    std::uint64_t segment_sectors;
+    bool staggered;
+    std::uint64_t positions() const;
+    std::optional<Lba> lba_at(std::uint64_t p) const;
+    // Sectors from p that stay contiguous on the image (to the end of a segment or the image).
+    std::uint64_t run_at(std::uint64_t p) const;
+};
+
+class Scanner final : public EventSink {
+public:
+    using Persist = std::function<void(const ScanConfig&)>;
+    Scanner(block::RemapLayer& layer, const Geometry& g, HistoryWriter& history, Activity& activity, Clock& clock,
+            ScanConfig config, ScanCheckpoint resume, Persist persist, bool cache_bypassed);
+    ~Scanner() override;
+
+    void start();  // the thread; step() is also callable directly (tests)
+    // Does one unit of work; returns how long to wait before the next (0: go on at once).
+    std::int64_t step();
+
+    // Control. Each persists the new configuration first.
+    void configure(const ScanConfig& c);
+    ScanConfig config() const;
+    void start_pass_now();  // `scan start`: enable and begin a pass now
+    void stop();            // `scan stop`: abandon the pass and disable
+    nlohmann::json status() const;
+
+    // Errors found by anyone: rescan their neighbourhood.
+    void event(SectorEvent e) override;
+
+private:
+    void begin_pass(std::int64_t now_s);
+    void finish_pass(std::int64_t now_s);
+    void checkpoint_locked(std::int64_t now_us);
+    void observe(Lba first, SectorCount n, std::int64_t us, bool ok, bool in_pass);
+    void run(std::stop_token st);
+    void wake();
+
+    block::RemapLayer& layer_;
+    Geometry geometry_;
+    HistoryWriter& history_;
+    Activity& activity_;
+    Clock& clock_;
+    Persist persist_;
+    bool cache_bypassed_;
+    Pacer pacer_;
+    std::unique_ptr<std::byte, void (*)(void*)> buf_;
+    std::size_t buf_sectors_ = 0;
+
+    mutable std::mutex mutex_;  // everything below; leaf lock (never held across I/O)
+    std::condition_variable_any cv_;
+    std::uint64_t wake_ = 0;  // bumped by control calls and new errors to cut a wait short
+    ScanConfig config_;
+    ScanCheckpoint state_;
+    bool in_pass_ = false;
+    bool start_requested_ = false;
+    PassRecord pass_;
+    std::deque<std::pair<Lba, SectorCount>> rescans_;
+    std::int64_t last_checkpoint_us_ = 0;
+    std::int64_t pass_started_us_ = 0;
+    std::uint64_t pass_bytes_ = 0;
+    std::uint64_t rescanned_ = 0;
+    std::map<std::uint64_t, RegionStats> unflushed_;     // since the last checkpoint
+    std::map<std::uint64_t, RegionStats> pass_regions_;  // this pass so far, for scores
+    std::set<std::uint64_t> warned_regions_;             // this pass
+    std::jthread thread_;
+};
+
+}  // namespace remapfs::health
