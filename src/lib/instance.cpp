@@ -337,24 +337,6 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     return in;
 }
 
-namespace {
-
-// Health events go to the history and to the scanner (which rescans around new errors).
-class Tee final : public health::EventSink {
-public:
-    Tee(health::EventSink& a, health::EventSink* b) : a_(a), b_(b) {}
-    void event(health::SectorEvent e) override {
-        if (b_) b_->event(e);
-        a_.event(std::move(e));
-    }
-
-private:
-    health::EventSink& a_;
-    health::EventSink* b_;
-};
-
-}  // namespace
-
 void Instance::start_services(bool scanner) {
     history_ = std::make_unique<health::HistoryWriter>(db_path_, *clock_);
     if (scanner && !read_only_) {
@@ -372,7 +354,7 @@ void Instance::start_services(bool scanner) {
         scanner_ = std::make_unique<health::Scanner>(static_cast<block::RemapLayer&>(*stack_), geometry_, *history_,
                                                      *activity_, *clock_, cfg, state, persist, direct_);
     }
-    tee_ = std::make_unique<Tee>(*history_, scanner_.get());
+    tee_ = std::make_unique<health::TeeSink>(*history_, scanner_.get());
     remapper_->set_event_sink(tee_.get());
     history_->start();
     remapper_->start_worker();

@@ -31,6 +31,20 @@ public:
     virtual void event(SectorEvent e) = 0;
 };
 
+// Sends every event to two sinks (the history, and the scanner which rescans around errors).
+class TeeSink final : public EventSink {
+public:
+    TeeSink(EventSink& a, EventSink* b) : a_(a), b_(b) {}
+    void event(SectorEvent e) override {
+        if (b_) b_->event(e);
+        a_.event(std::move(e));
+    }
+
+private:
+    EventSink& a_;
+    EventSink* b_;
+};
+
 // Who is doing I/O on this thread: the scanner marks its thread so that events it causes deep
 // in the remap layer are attributed to it.
 Source current_source();

@@ -1,0 +1,256 @@
+#include <doctest/doctest.h>
+
+#include "fixtures.hpp"
+#include "remapfs/health/history.hpp"
+#include "remapfs/health/scanner.hpp"
+
+#include <set>
+
+using namespace remapfs;
+using namespace remapfs::health;
+
+namespace {
+std::int64_t q(db::Store& s, const std::string& sql) { return s.connection().query_int(sql); }
+
+struct ScanRig {
+    test::MemStack s;
+    Activity activity;
+    HistoryWriter history;
+    std::unique_ptr<Scanner> scanner;
+    std::unique_ptr<TeeSink> tee;
+    explicit ScanRig(std::uint64_t sectors, ScanConfig cfg = {}, remap::Policy p = {})
+        : s(4096, sectors, 64, p), activity(s.clock), history(s.dir.file("t.db"), s.clock) {
+        db::DeviceIdentity id;
+        id.uuid = "test";
+        id.backing_path = "memory";
+        id.backing_bytes = s.g.physical_bytes().v;
+        id.sector_size = 4096;
+        id.image_sectors = sectors;
+        id.spare_offset = s.g.image_bytes().v;
+        id.spare_slots = 64;
+        s.store->bind(id);
+        make(cfg);
+    }
+    void make(ScanConfig cfg) {
+        s.remapper->set_event_sink(nullptr);
+        scanner = std::make_unique<Scanner>(*s.layer, s.g, history, activity, s.clock, cfg, s.store->scan_state(),
+                                            [this](const ScanConfig& c) { s.store->save_scan_config(c); }, true);
+        tee = std::make_unique<TeeSink>(history, scanner.get());
+        s.remapper->set_event_sink(tee.get());
+    }
+    // Steps until the pass is done (or `limit` steps), advancing the fake clock by each wait.
+    int run(int limit = 100000) {
+        int steps = 0;
+        while (steps < limit) {
+            ++steps;
+            std::int64_t w = scanner->step();
+            if (w > 0) s.clock.advance_us(w);
+            if (scanner->status()["state"] == "waiting") break;
+        }
+        history.flush();
+        return steps;
+    }
+};
+}  // namespace
+
+TEST_CASE("pacer: full speed only after the idle window, a guaranteed rate while busy") {
+    FakeClock clock;
+    Pacer p;
+    const SectorSize ss(4096);
+    const std::int64_t now = clock.now_us();
+    // Idle: no user I/O in flight and the last one finished >= 500 ms ago.
+    auto d = p.next({0, now - 600'000}, now, ss, 256);
+    CHECK(d.idle);
+    CHECK(d.wait_us == 0);
+    CHECK(d.sectors == SectorCount{256});
+    // Just under the window, or anything in flight: busy.
+    CHECK_FALSE(p.next({0, now - 499'000}, now, ss, 256).idle);
+    auto b = p.next({3, now - 10'000'000}, now, ss, 256);
+    CHECK_FALSE(b.idle);
+    CHECK(b.sectors == SectorCount{16});  // 64 KiB reads while users wait
+    CHECK(b.wait_us == 0);                // never starved: the first read goes at once
+    // After a busy 64 KiB read at intensity 1 (1 MiB/s), the next may start 62.5 ms later.
+    p.done(64 << 10, now, false, 1);
+    CHECK(p.next({1, now}, now + 1000, ss, 256).wait_us == 62'500 - 1000);
+    // Intensity 10 is ten times faster.
+    Pacer p10;
+    p10.done(64 << 10, now, false, 10);
+    CHECK(p10.next({1, now}, now, ss, 256).wait_us == 6'250);
+    // Once idle, the busy budget is forgotten.
+    p.done(1 << 20, now + 100'000, true, 1);
+    CHECK(p.next({0, now - 1'000'000}, now + 200'000, ss, 256).wait_us == 0);
+}
+
+TEST_CASE("scan order: sequential, and staggered regions x segments, cover each sector once") {
+    for (bool staggered : {false, true}) {
+        CAPTURE(staggered);
+        ScanOrder o{1000, 128, 16, staggered};  // 8 regions, the last one partial (1000 = 7*128 + 104)
+        std::set<std::uint64_t> seen;
+        std::uint64_t p = 0, first_lbas[3] = {};
+        int k = 0;
+        while (p < o.positions()) {
+            const std::uint64_t run = o.run_at(p);
+            REQUIRE(run > 0);
+            if (auto l = o.lba_at(p)) {
+                if (k < 3) first_lbas[k++] = l->v;
+                for (std::uint64_t i = 0; i < run; ++i) CHECK(seen.insert(l->v + i).second);
+            }
+            p += run;
+        }
+        CHECK(seen.size() == 1000);
+        CHECK(*seen.rbegin() == 999);
+        if (staggered) {
+            // Segment 0 of region 0, then segment 0 of region 1, then of region 2.
+            CHECK(first_lbas[0] == 0);
+            CHECK(first_lbas[1] == 128);
+            CHECK(first_lbas[2] == 256);
+        }
+    }
+}
+
+TEST_CASE("scan settings are validated, one clear reason each") {
+    ScanConfig c;
+    c.set("intensity", "10");
+    CHECK(c.intensity == 10);
+    CHECK_THROWS_WITH_AS(c.set("intensity", "0"), doctest::Contains("from 1 to 10"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(c.set("intensity", "11"), doctest::Contains("from 1 to 10"), std::invalid_argument);
+    CHECK_THROWS_AS(c.set("interval", "59"), std::invalid_argument);
+    CHECK_THROWS_AS(c.set("interval", "-5"), std::invalid_argument);
+    CHECK_THROWS_AS(c.set("sectors_per_scan", "0"), std::invalid_argument);
+    CHECK_THROWS_AS(c.set("sectors_per_scan", "4097"), std::invalid_argument);
+    CHECK_THROWS_AS(c.set("health_threshold", "1001"), std::invalid_argument);
+    CHECK_THROWS_AS(c.set("enabled", "maybe"), std::invalid_argument);
+    CHECK_THROWS_WITH_AS(c.set("speed", "1"), doctest::Contains("unknown scan setting"), std::invalid_argument);
+    c.set("enabled", "off");
+    CHECK_FALSE(c.enabled);
+    CHECK(c.get("enabled") == "off");
+    CHECK(c.intensity == 10);  // a refused value changed nothing
+}
+
+TEST_CASE("a pass reads every sector, records regions and finds bad and slow sectors") {
+    remap::Policy p;
+    p.read_retries = 1;
+    ScanRig rig(40000, {}, p);  // 40000 sectors = 2 regions of 32768 sectors
+    rig.s.inject({{"sectors", "30000"}, {"op", "read"}});
+    rig.s.inject({{"sectors", "100-199"}, {"op", "read"}, {"errno", "none"}, {"latency_ms", 60}});
+    rig.run();
+    auto& st = *rig.s.store;
+    CHECK(q(st, "SELECT count(*) FROM scan_pass WHERE finished IS NOT NULL") == 1);
+    CHECK(q(st, "SELECT sectors FROM scan_pass WHERE pass = 1") == 40000);
+    CHECK(q(st, "SELECT count(*) FROM region_pass WHERE pass = 1") == 2);
+    CHECK(q(st, "SELECT sum(errors) FROM region_pass") >= 1);
+    CHECK(q(st, "SELECT sum(b7) FROM region_pass WHERE region = 0") >= 1);  // the 60 ms reads
+    // The unreadable sector is pending, with events from the scanner.
+    CHECK(q(st, "SELECT count(*) FROM pending WHERE lba = 30000") == 1);
+    CHECK(q(st, "SELECT count(*) FROM sector_event WHERE lba = 30000 AND kind = 'read-error' AND source = 'scan'") >= 1);
+    CHECK(q(st, "SELECT count(*) FROM recent_sector_errors WHERE lba = 30000") >= 1);
+    CHECK(q(st, "SELECT count(*) FROM scan_history WHERE coverage_pct = 100.0") == 1);
+    // Its neighbourhood (~10 MB) was read again right away.
+    CHECK(rig.scanner->status()["rescanned_sectors"].get<std::uint64_t>() >= 2000);
+    CHECK(q(st, "SELECT total_scans FROM scan_state") == 1);
+}
+
+TEST_CASE("a restart resumes the pass from its checkpoint, not from zero") {
+    ScanRig rig(40000);
+    // Run part of a pass, with a checkpoint (every 5 s of clock) along the way.
+    for (int i = 0; i < 60; ++i) {
+        rig.scanner->step();
+        rig.s.clock.advance_us(200'000);
+    }
+    const auto pos = rig.scanner->status()["position"].get<std::uint64_t>();
+    REQUIRE(pos > 0);
+    REQUIRE(pos < 40000);
+    rig.scanner.reset();  // stopping checkpoints
+    rig.history.flush();
+    CHECK(q(*rig.s.store, "SELECT cursor FROM scan_state") == static_cast<std::int64_t>(pos));
+    rig.make({});
+    CHECK(rig.scanner->status()["position"].get<std::uint64_t>() == pos);
+    rig.run();
+    // The same pass finished, having read only what was left after the checkpoint.
+    CHECK(q(*rig.s.store, "SELECT count(*) FROM scan_pass") == 1);
+    CHECK(q(*rig.s.store, "SELECT total_scans FROM scan_state") == 1);
+    CHECK(q(*rig.s.store, "SELECT sectors FROM scan_pass WHERE pass = 1") == 40000);
+}
+
+TEST_CASE("pause, stop, start and the interval between passes") {
+    ScanConfig cfg;
+    cfg.interval_s = 3600;
+    ScanRig rig(1000, cfg);
+    rig.run();
+    CHECK(rig.scanner->status()["total_scans"] == 1);
+    // Waiting for the interval: no new pass before it.
+    CHECK(rig.scanner->step() > 0);
+    CHECK(rig.scanner->status()["pass"] == 1);
+    rig.s.clock.advance_us(3600ll * 1'000'000);
+    rig.run();
+    CHECK(rig.scanner->status()["total_scans"] == 2);
+    // start: a pass now, whatever the interval.
+    rig.scanner->start_pass_now();
+    rig.run();
+    CHECK(rig.scanner->status()["total_scans"] == 3);
+    // pause is persisted and stops all reads.
+    auto c = rig.scanner->config();
+    c.paused = true;
+    rig.scanner->configure(c);
+    CHECK(rig.s.store->scan_config().paused);
+    rig.scanner->start_pass_now();  // start also resumes
+    CHECK_FALSE(rig.s.store->scan_config().paused);
+    rig.scanner->stop();
+    CHECK_FALSE(rig.s.store->scan_config().enabled);
+    CHECK(rig.scanner->status()["state"] == "disabled");
+}
+
+TEST_CASE("warnings fire once per region and pass when its score drops below the threshold") {
+    remap::Policy p;
+    p.read_retries = 0;
+    ScanConfig cfg;
+    cfg.health_threshold = 900;
+    ScanRig rig(40000, cfg, p);
+    rig.s.inject({{"sectors", "10"}, {"op", "read"}});
+    rig.run();
+    CHECK(q(*rig.s.store, "SELECT warnings_issued FROM scan_state") == 1);
+}
+
+TEST_CASE("downsampling moves old rows to coarser tiers and keeps the totals") {
+    test::TempDir d;
+    FakeClock clock;
+    { auto s = db::Store::open(d.file("h.db"), true, false); }
+    HistoryWriter h(d.file("h.db"), clock);
+    const std::int64_t now = clock.now_s();
+    const std::int64_t day = 86400;
+    for (int age : {1, 20, 30, 120, 400}) {
+        RegionStats r;
+        r.pass = static_cast<std::uint64_t>(age);
+        r.region = 3;
+        r.t = now - age * day;
+        r.buckets[1] = 10;
+        r.sum_us = 10'000;
+        r.max_us = 1500;
+        h.region(r);
+        h.event({now - age * day, Lba{7}, EventKind::read_error, -1, Source::scan, ""});
+    }
+    h.flush();
+    h.downsample(now);
+    auto s = db::Store::open(d.file("h.db"), false, false);
+    CHECK(q(s, "SELECT count(*) FROM region_pass") == 1);     // only the 1-day-old pass stays raw
+    CHECK(q(s, "SELECT count(*) FROM region_daily") == 2);    // 20 and 30 days
+    CHECK(q(s, "SELECT count(*) FROM region_monthly") == 2);  // 120 and 400 days, different months
+    CHECK(q(s, "SELECT (SELECT sum(b1) FROM region_pass) + (SELECT sum(b1) FROM region_daily) + "
+               "(SELECT sum(b1) FROM region_monthly)") == 50);
+    CHECK(q(s, "SELECT count(*) FROM sector_event") == 3);    // 1, 20, 30 days
+    CHECK(q(s, "SELECT sum(count) FROM event_daily") == 2);
+    // Downsampling twice changes nothing more.
+    h.downsample(now);
+    CHECK(q(s, "SELECT sum(b1) FROM region_monthly") == 20);
+}
+
+TEST_CASE("the documented views answer") {
+    ScanRig rig(1000);
+    rig.run();
+    auto& st = *rig.s.store;
+    CHECK(q(st, "SELECT count(*) FROM scan_history") == 1);
+    CHECK(q(st, "SELECT count(*) FROM device_health_daily") == 1);
+    CHECK(q(st, "SELECT count(*) FROM region_latency") >= 1);
+    CHECK(q(st, "SELECT count(*) FROM regions_getting_worse") == 0);
+    CHECK(q(st, "SELECT count(*) FROM recent_sector_errors") == 0);
+}
