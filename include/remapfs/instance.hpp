@@ -45,6 +45,7 @@ struct InstanceOptions {
     // Tests and simulation only: put a FaultInjector under the remap layer (-o allow_inject).
     bool allow_inject = false;
     std::vector<block::FaultRule> faults;  // loaded at open (-o inject_file=)
+    std::uint32_t hdd_mb_s = 0;            // -o hdd_model=: HDD-like latency (0: off)
     Clock* clock = nullptr;                // default: the system clock
 };
 

@@ -18,7 +18,9 @@ void write(Level l, std::string_view msg);
 template <typename... A>
 void error(fmt::format_string<A...> f, A&&... a) { write(Level::error, fmt::format(f, std::forward<A>(a)...)); }
 template <typename... A>
-void warning(fmt::format_string<A...> f, A&&... a) { write(Level::warning, fmt::format(f, std::forward<A>(a)...)); }
+void warning(fmt::format_string<A...> f, A&&... a) {
+    if (level() >= Level::warning) write(Level::warning, fmt::format(f, std::forward<A>(a)...));
+}
 template <typename... A>
 void info(fmt::format_string<A...> f, A&&... a) {
     if (level() >= Level::info) write(Level::info, fmt::format(f, std::forward<A>(a)...));

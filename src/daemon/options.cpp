@@ -102,6 +102,8 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             o.scanner = false;
         } else if (key == "allow_inject" && !has_value) {
             o.instance.allow_inject = true;
+        } else if (key == "hdd_model") {
+            if (need_value()) o.instance.hdd_mb_s = parse_bounded(key, value, 1, 10000);
         } else if (key == "inject_file") {
             if (need_value()) o.inject_file = absolute(value);
         } else if (!sloppy) {
@@ -142,6 +144,7 @@ std::string usage(const char* argv0) {
         "  -o noscan               no background scanner thread (see remapctl scan for its knobs)\n"
         "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"
         "  -o inject_file=PATH     tests only: fault rules (JSON array) loaded at mount\n"
+        "  -o hdd_model=MB/S       benchmarks only: HDD-like service times (one actuator, seeks)\n"
         "  -f                      stay in the foreground\n"
         "  -d                      debug output (implies -f)\n"
         "  -s                      single-threaded\n"
@@ -197,6 +200,8 @@ ParseResult parse_command_line(int argc, char** argv, bool helper) {
     if (o.show_help || o.show_version) return res;
     for (const std::string& l : option_lists) apply_option_list(l, o, res.errors, sloppy);
 
+    if (o.instance.hdd_mb_s && !o.instance.allow_inject)
+        res.errors.push_back("hdd_model= needs allow_inject (it is a benchmark aid)");
     if (o.inject_file && !o.instance.allow_inject)
         res.errors.push_back("inject_file= needs allow_inject (fault injection is for tests only)");
     if (positional.size() < 2) {

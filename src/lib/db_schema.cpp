@@ -137,6 +137,13 @@ void create_v4(Connection& c) {
             errors INTEGER NOT NULL, sum_us INTEGER NOT NULL, max_us INTEGER NOT NULL,
             PRIMARY KEY (month, region)
         ) STRICT, WITHOUT ROWID;
+        -- The whole device per day (all regions), kept for ever: a few hundred rows a year.
+        CREATE TABLE device_daily (
+            day    INTEGER PRIMARY KEY,
+            b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
+            b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            errors INTEGER NOT NULL, sum_us INTEGER NOT NULL, max_us INTEGER NOT NULL
+        ) STRICT;
         -- Per-sector events, from user I/O and from the scanner.
         CREATE TABLE sector_event (
             id         INTEGER PRIMARY KEY,
@@ -172,18 +179,34 @@ void create_v5(Connection& c) {
             SELECT 'daily', day, region, (b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7), errors,
                    sum_us * 1.0 / max(1, b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7), max_us
             FROM region_daily;
-        -- Regions whose mean latency over the last 7 days is worse than over the 7 days before
-        -- (change the 7s in a copy of this query for another window).
+        -- Regions whose mean scanner read latency over the last 7 days is 20 % above the 7 days
+        -- before, or that had more errors (copy the query and change the 7s for another window).
+        -- Reads the raw tier through its time index and the daily tier by its key.
         CREATE VIEW regions_getting_worse AS
-            WITH now(d) AS (SELECT max(day) FROM region_latency),
-            recent AS (SELECT region, avg(mean_us) AS mean_us, sum(errors) AS errors
-                       FROM region_latency, now WHERE day > d - 7 GROUP BY region),
-            before AS (SELECT region, avg(mean_us) AS mean_us, sum(errors) AS errors
-                       FROM region_latency, now WHERE day <= d - 7 AND day > d - 14 GROUP BY region)
-            SELECT r.region, b.mean_us AS before_us, r.mean_us AS recent_us,
-                   r.mean_us / max(b.mean_us, 1) AS ratio, b.errors AS before_errors, r.errors AS recent_errors
-            FROM recent r JOIN before b USING (region)
-            WHERE r.mean_us > 1.2 * b.mean_us OR r.errors > b.errors
+            WITH latest(tmax) AS (SELECT max(t) FROM region_pass),
+            w AS (
+                SELECT region, t > tmax - 7 * 86400 AS recent,
+                       b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7 AS reads, sum_us, errors
+                FROM region_pass, latest WHERE t > tmax - 14 * 86400
+                UNION ALL
+                SELECT region, day * 86400 > tmax - 7 * 86400,
+                       b0 + b1 + b2 + b3 + b4 + b5 + b6 + b7, sum_us, errors
+                FROM region_daily, latest WHERE day > (tmax - 14 * 86400) / 86400
+            ),
+            agg AS (
+                SELECT region,
+                       sum(sum_us) FILTER (WHERE NOT recent) * 1.0 / max(1, sum(reads) FILTER (WHERE NOT recent)) AS before_us,
+                       sum(sum_us) FILTER (WHERE recent) * 1.0 / max(1, sum(reads) FILTER (WHERE recent)) AS recent_us,
+                       coalesce(sum(errors) FILTER (WHERE NOT recent), 0) AS before_errors,
+                       coalesce(sum(errors) FILTER (WHERE recent), 0) AS recent_errors,
+                       count(*) FILTER (WHERE NOT recent) AS before_rows
+                FROM w GROUP BY region
+            )
+            SELECT region, region * 134217728 AS first_byte, round(before_us) AS before_us,
+                   round(recent_us) AS recent_us, round(recent_us / max(before_us, 1), 2) AS ratio,
+                   before_errors, recent_errors
+            FROM agg
+            WHERE before_rows > 0 AND (recent_us > 1.2 * before_us OR recent_errors > before_errors)
             ORDER BY ratio DESC;
         -- Sectors with errors (or pending, remapped) in the last 24 hours.
         CREATE VIEW recent_sector_errors AS
@@ -199,19 +222,21 @@ void create_v5(Connection& c) {
                    p.sectors, round(100.0 * p.sectors / d.image_sectors, 2) AS coverage_pct,
                    p.errors, p.slow, p.max_us
             FROM scan_pass p, device d ORDER BY p.pass;
-        -- Device health per day: scanner reads and errors, slow reads, events, remaps.
+        -- Device health per day: scanner reads, their mean and worst latency and errors, plus
+        -- I/O errors, slow reads and remaps from the event log (raw and downsampled).
         CREATE VIEW device_health_daily AS
-            WITH reads AS (SELECT day, sum(reads) AS reads, sum(errors) AS scan_errors,
-                                  avg(mean_us) AS mean_us, max(max_us) AS max_us
-                           FROM region_latency GROUP BY day),
-            ev AS (SELECT t / 86400 AS day, kind, count(*) AS n FROM sector_event GROUP BY 1, 2
-                   UNION ALL SELECT day, kind, count FROM event_daily)
-            SELECT date(r.day * 86400, 'unixepoch') AS date, r.reads, r.scan_errors, round(r.mean_us, 1) AS mean_us,
-                   r.max_us,
-                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = r.day AND kind IN ('read-error', 'write-error')), 0) AS io_errors,
-                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = r.day AND kind = 'slow-read'), 0) AS slow_reads,
-                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = r.day AND kind = 'remap'), 0) AS remaps
-            FROM reads r ORDER BY r.day;
+            WITH ev AS (SELECT t / 86400 AS day, kind, count(*) AS n FROM sector_event GROUP BY 1, 2
+                        UNION ALL SELECT day, kind, count FROM event_daily)
+            SELECT date(d.day * 86400, 'unixepoch') AS date,
+                   d.b0 + d.b1 + d.b2 + d.b3 + d.b4 + d.b5 + d.b6 + d.b7 AS reads,
+                   d.errors AS scan_errors,
+                   round(d.sum_us * 1.0 / max(1, d.b0 + d.b1 + d.b2 + d.b3 + d.b4 + d.b5 + d.b6 + d.b7), 1) AS mean_us,
+                   d.max_us,
+                   d.b5 + d.b6 + d.b7 AS reads_over_16ms,
+                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = d.day AND kind IN ('read-error', 'write-error')), 0) AS io_errors,
+                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = d.day AND kind = 'slow-read'), 0) AS slow_reads,
+                   coalesce((SELECT sum(n) FROM ev WHERE ev.day = d.day AND kind = 'remap'), 0) AS remaps
+            FROM device_daily d ORDER BY d.day;
     )sql");
 }
 

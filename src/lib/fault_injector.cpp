@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -158,13 +159,35 @@ Result<void> FaultInjector::check(FaultRule::Op op, ByteOffset off, ByteCount le
     return ok();
 }
 
+void FaultInjector::set_hdd_model(std::optional<HddModel> m) {
+    std::lock_guard lock(head_mutex_);
+    hdd_ = m;
+    hdd_on_ = m.has_value();
+}
+
+void FaultInjector::serve_like_hdd(ByteOffset off, std::uint64_t len) {
+    std::lock_guard lock(head_mutex_);  // held while "serving": one request at a time
+    if (!hdd_) return;
+    const HddModel& m = *hdd_;
+    double ms = static_cast<double>(len) / (m.seq_mb_s * 1000.0);
+    if (off.v != head_pos_) {
+        const double span = static_cast<double>(geometry_.physical_bytes().v);
+        const double dist = static_cast<double>(off.v > head_pos_ ? off.v - head_pos_ : head_pos_ - off.v);
+        ms += m.settle_ms + (m.max_seek_ms - m.settle_ms) * std::sqrt(dist / span) + m.rotation_ms / 2;
+    }
+    head_pos_ = off.v + len;
+    clock_.sleep_us(static_cast<std::int64_t>(ms * 1000.0));
+}
+
 Result<void> FaultInjector::pread(std::span<std::byte> buf, ByteOffset off) {
     REMAPFS_TRY(check(FaultRule::Op::read, off, ByteCount{buf.size()}));
+    if (hdd_on_.load(std::memory_order_relaxed)) serve_like_hdd(off, buf.size());
     return next_->pread(buf, off);
 }
 
 Result<void> FaultInjector::pwrite(std::span<const std::byte> buf, ByteOffset off) {
     REMAPFS_TRY(check(FaultRule::Op::write, off, ByteCount{buf.size()}));
+    if (hdd_on_.load(std::memory_order_relaxed)) serve_like_hdd(off, buf.size());
     return next_->pwrite(buf, off);
 }
 

@@ -30,6 +30,12 @@ int bucket_of(std::int64_t us) {
     return kBuckets - 1;
 }
 
+std::int64_t normalised_us(std::int64_t us, std::uint64_t bytes) {
+    constexpr std::uint64_t kUnit = 1 << 20;
+    if (bytes <= kUnit) return us;
+    return static_cast<std::int64_t>(static_cast<double>(us) * kUnit / static_cast<double>(bytes));
+}
+
 std::uint64_t RegionStats::reads() const {
     std::uint64_t n = 0;
     for (auto b : buckets) n += b;
@@ -87,6 +93,9 @@ void HistoryWriter::write_batch(std::deque<Item>& batch) {
                                          "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pass, region) DO "
                                          "UPDATE SET t = excluded.t, {}",
                                          kBucketCols, kAddCols));
+    db::Statement dd(*conn_, fmt::format("INSERT INTO device_daily (day, {}, errors, sum_us, max_us) VALUES "
+                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET {}",
+                                         kBucketCols, kAddCols));
     db::Statement cp(*conn_, "UPDATE scan_state SET pass = ?, cursor = ?, pass_started = ?, total_scans = ?, "
                              "warnings_issued = ? WHERE id = 1");
     db::Statement ps(*conn_, "INSERT INTO scan_pass (pass, started, finished, sectors, errors, slow, max_us) VALUES "
@@ -106,6 +115,10 @@ void HistoryWriter::write_batch(std::deque<Item>& batch) {
             u(i64(r->pass))(i64(r->region))(r->t);
             for (auto b : r->buckets) u(i64(b));
             u(i64(r->errors))(i64(r->sum_us))(i64(r->max_us)).exec();
+            auto d = dd.use();
+            d(r->t / 86400);
+            for (auto b : r->buckets) d(i64(b));
+            d(i64(r->errors))(i64(r->sum_us))(i64(r->max_us)).exec();
         } else if (auto* c = std::get_if<ScanCheckpoint>(&it)) {
             cp.use()(i64(c->pass))(i64(c->cursor))(c->pass_started)(i64(c->total_scans))(i64(c->warnings_issued)).exec();
         } else if (auto* p = std::get_if<PassRecord>(&it)) {

@@ -321,6 +321,7 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     if (o.allow_inject) {
         auto inj = std::make_unique<block::FaultInjector>(std::move(phys), layout.g, clock);
         for (const auto& rule : o.faults) inj->add(rule);
+        if (o.hdd_mb_s) inj->set_hdd_model(block::HddModel{static_cast<double>(o.hdd_mb_s)});
         in->injector_ = inj.get();
         phys = std::move(inj);
     }

@@ -129,8 +129,9 @@ void Scanner::checkpoint_locked(std::int64_t now_us) {
     last_checkpoint_us_ = now_us;
 }
 
-void Scanner::observe(Lba first, SectorCount n, std::int64_t us, bool ok, bool in_pass) {
+void Scanner::observe(Lba first, SectorCount n, std::int64_t raw_us, bool ok, bool in_pass) {
     if (!in_pass) return;  // neighbourhood rescans find errors (events), not pass statistics
+    const std::int64_t us = normalised_us(raw_us, n.v * geometry_.sector_size.bytes());
     std::lock_guard lock(mutex_);
     const std::uint64_t region = first.v * geometry_.sector_size.bytes() / kRegionBytes;
     for (auto* r : {&unflushed_[region], &pass_regions_[region]}) {

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -43,6 +44,17 @@ struct FaultRule {
 // A list of rules from a JSON file: an array of rule objects. Throws std::runtime_error.
 std::vector<FaultRule> load_fault_rules(const std::string& path);
 
+// HDD-like service times for benchmarks: one actuator (requests are served one at a time), a
+// seek that grows with the square root of the distance, half a rotation for any non-sequential
+// request, and a sequential transfer rate. On a cached virtio disk nothing else makes the
+// contention between the scanner and users real.
+struct HddModel {
+    double seq_mb_s = 150;      // 10^6 bytes per second
+    double max_seek_ms = 8;     // full stroke
+    double settle_ms = 0.5;     // shortest seek
+    double rotation_ms = 8.33;  // 7200 rpm
+};
+
 class FaultInjector final : public BlockLayer {
 public:
     FaultInjector(std::unique_ptr<BlockLayer> next, const Geometry& g, Clock& clock, std::uint64_t seed = 1);
@@ -51,6 +63,7 @@ public:
     Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) override;
     Result<void> discard(ByteOffset off, ByteCount len) override;
 
+    void set_hdd_model(std::optional<HddModel> m);
     void add(const FaultRule& r);
     void clear();
     std::vector<FaultRule> rules() const;
@@ -71,6 +84,11 @@ private:
     std::mt19937_64 rng_;
     std::atomic<std::uint64_t> ops_{0};
     std::atomic<std::uint64_t> injected_{0};
+    std::atomic<bool> hdd_on_{false};  // fast check on every request
+    std::optional<HddModel> hdd_;      // guarded by head_mutex_
+    std::mutex head_mutex_;          // the one actuator
+    std::uint64_t head_pos_ = 0;     // guarded by head_mutex_: byte after the last request
+    void serve_like_hdd(ByteOffset off, std::uint64_t len);
 };
 
 }  // namespace remapfs::block

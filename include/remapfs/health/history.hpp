@@ -34,6 +34,10 @@ inline constexpr int kBuckets = 8;
 // solid-state); the last class is everything slower.
 inline constexpr std::array<std::int64_t, kBuckets - 1> kBucketUpperUs = {500, 2100, 4200, 8300, 16700, 33300, 50000};
 int bucket_of(std::int64_t us);
+// Scanner reads differ in size (64 KiB while users are busy, sectors_per_scan when idle):
+// reads up to 1 MiB are classed by their latency as it is, larger ones per 1 MiB, so a 16 MiB
+// read is not "slow" for being large.
+std::int64_t normalised_us(std::int64_t us, std::uint64_t bytes);
 
 struct RegionStats {
     std::uint64_t pass = 0;
