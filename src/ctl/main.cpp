@@ -8,6 +8,7 @@
 #include "remapfs/db/store.hpp"
 #include "remapfs/instance.hpp"
 #include "remapfs/log.hpp"
+#include "remapfs/parse.hpp"
 #include "remapfs_config.h"
 
 #include <sys/xattr.h>
@@ -55,16 +56,12 @@ const char* kCommands =
     "instance's sector_size.\n";
 
 std::uint64_t parse_number(const std::string& s, const char* what) {
-    std::uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s.empty() || ec != std::errc() || p != s.data() + s.size())
-        throw UsageError(fmt::format("{} '{}' is not a non-negative whole number", what, s));
-    return v;
+    try {
+        return remapfs::parse_uint(what, s);
+    } catch (const std::invalid_argument& e) {
+        throw UsageError(e.what());
+    }
 }
-
-struct Target {
-    std::string db;
-};
 
 std::string db_from_mount(const std::string& mnt) {
     char buf[4096];

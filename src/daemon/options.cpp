@@ -1,5 +1,7 @@
 #include "daemon/options.hpp"
 
+#include "remapfs/parse.hpp"
+
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -27,16 +29,7 @@ std::string absolute(const std::string& p) {
 }
 
 std::uint32_t parse_bounded(const std::string& key, const std::string& value, std::uint32_t lo, std::uint32_t hi) {
-    std::uint64_t v = 0;
-    std::size_t pos = 0;
-    try {
-        v = std::stoull(value, &pos);
-    } catch (const std::exception&) {
-        pos = 0;
-    }
-    if (value.empty() || value[0] == '-' || pos != value.size() || v < lo || v > hi)
-        throw std::invalid_argument(fmt::format("{}={} is not a whole number from {} to {}", key, value, lo, hi));
-    return static_cast<std::uint32_t>(v);
+    return static_cast<std::uint32_t>(parse_uint(key, value, lo, hi));
 }
 
 void apply_option(const std::string& opt, Options& o, std::vector<std::string>& errors, bool sloppy) {
@@ -85,9 +78,7 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             else errors.push_back(fmt::format("backing_io={} is not one of auto, direct, buffered", value));
         } else if (key == "auto_remap") {
             if (!need_value()) return;
-            if (value == "on" || value == "1" || value == "yes") o.instance.policy.auto_remap = true;
-            else if (value == "off" || value == "0" || value == "no") o.instance.policy.auto_remap = false;
-            else errors.push_back(fmt::format("auto_remap={} is not on or off", value));
+            o.instance.policy.auto_remap = parse_bool(key, value);
         } else if (key == "read_retries") {
             if (need_value()) o.instance.policy.read_retries = parse_bounded(key, value, 0, 20);
         } else if (key == "retry_delay_ms") {

@@ -1,5 +1,7 @@
 #include "remapfs/block/fault_injector.hpp"
 
+#include "remapfs/parse.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -35,19 +37,6 @@ std::string errno_str(int e) {
     return e == 0 ? "none" : std::to_string(e);
 }
 
-std::uint64_t parse_u64(const std::string& s, const char* what) {
-    std::size_t pos = 0;
-    unsigned long long v = 0;
-    try {
-        v = std::stoull(s, &pos);
-    } catch (const std::exception&) {
-        pos = 0;
-    }
-    if (s.empty() || pos != s.size() || s[0] == '-')
-        throw std::invalid_argument(fmt::format("{} '{}' is not a non-negative whole number", what, s));
-    return v;
-}
-
 }  // namespace
 
 FaultRule FaultRule::from_json(const json& j) try {
@@ -62,8 +51,8 @@ FaultRule FaultRule::from_json(const json& j) try {
     if (s.is_number_integer() && s.get<std::int64_t>() < 0) throw std::invalid_argument("sectors must not be negative");
     std::string spec = s.is_number_integer() ? std::to_string(s.get<std::uint64_t>()) : s.get<std::string>();
     auto dash = spec.find('-');
-    r.first = parse_u64(spec.substr(0, dash), "sector");
-    r.last = dash == std::string::npos ? r.first : parse_u64(spec.substr(dash + 1), "sector");
+    r.first = parse_uint("sector", spec.substr(0, dash));
+    r.last = dash == std::string::npos ? r.first : parse_uint("sector", spec.substr(dash + 1));
     if (r.last < r.first) throw std::invalid_argument(fmt::format("sector range '{}' is backwards", spec));
     std::string target = j.value("target", "image");
     if (target == "image") r.target = Target::image;
