@@ -86,7 +86,7 @@ int run(int argc, char** argv) {
     block::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
     health::Activity activity(clock);
     health::HistoryWriter history(db_path, clock);
-    health::Scanner scanner(layer, g, history, activity, clock, cfg, store.scan_state(),
+    health::Scanner scanner(layer, g, history, activity, clock, cfg, store.scan_state(), store.scan_pass(store.scan_state().pass),
                             [&](const health::ScanConfig& c) { store.save_scan_config(c); }, true);
     health::TeeSink tee(history, &scanner);
     remapper.set_event_sink(&tee);

@@ -267,9 +267,13 @@ int cmd_scan(const std::string& db, const std::vector<std::string>& args, bool a
         return kOk;
     }
     json st;
-    if (auto r = live_call(id, req)) {
-        check_reply(*r);
-        st = *r;
+    std::optional<json> live = live_call(id, req);
+    // A daemon mounted with -o noscan (or ro) runs no scanner: its settings live in the
+    // database alone, so change and show them there.
+    if (live && !live->value("ok", false) && live->value("errno", 0) == EPERM) live.reset();
+    if (live) {
+        check_reply(*live);
+        st = *live;
         st.erase("ok");
     } else {
         if (action != "status") {
@@ -513,6 +517,7 @@ int run(int argc, char** argv) {
                      "remapctl [TARGET] scan set KEY=VALUE...         enabled=on|off interval=SECONDS (60..31536000)\n"
                      "                                               sectors_per_scan=1..4096 intensity=1..10\n"
                      "                                               health_threshold=0..1000 staggered=on|off\n"
+                     "                                               paused=on|off\n"
                      "remapctl [TARGET] scan report [--json]          device score, worst regions, recent events\n"
                      "  Settings are kept in the database; with no daemon they are changed there.\n"},
             {"inject", "remapctl [TARGET] inject add --sectors N|A-B [--target image|spare] [--op read|write|both]\n"

@@ -41,7 +41,7 @@ Backing::Backing(const Geometry& g, int data_fd, int spare_fd, ByteOffset spare_
     size_ = g.physical_bytes();
 }
 
-const Extent& Backing::extent_for(ByteOffset off, ByteCount len) const {
+const Extent& Backing::extent_for(ByteOffset off, [[maybe_unused]] ByteCount len) const {
     // The remap layer never issues a request that straddles image and spare.
     if (off < spare_.phys_begin) {
         assert(off.v + len.v <= data_.length.v);

@@ -235,6 +235,23 @@ health::ScanCheckpoint Store::scan_state() {
     return c;
 }
 
+health::PassRecord Store::scan_pass(std::uint64_t pass) {
+    Statement s(conn_, "SELECT pass, started, coalesce(finished, 0), sectors, errors, slow, max_us FROM scan_pass "
+                       "WHERE pass = ?");
+    auto u = s.use();
+    u(static_cast<std::int64_t>(pass));
+    health::PassRecord p;
+    if (!u.next()) return p;
+    p.pass = static_cast<std::uint64_t>(u.get_int(0));
+    p.started = u.get_int(1);
+    p.finished = u.get_int(2);
+    p.sectors = static_cast<std::uint64_t>(u.get_int(3));
+    p.errors = static_cast<std::uint64_t>(u.get_int(4));
+    p.slow = static_cast<std::uint64_t>(u.get_int(5));
+    p.max_us = static_cast<std::uint64_t>(u.get_int(6));
+    return p;
+}
+
 std::string new_uuid() {
     std::array<unsigned char, 16> b{};
     int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);

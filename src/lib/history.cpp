@@ -80,6 +80,7 @@ void HistoryWriter::event(SectorEvent e) { push(std::move(e)); }
 void HistoryWriter::region(const RegionStats& r) { push(r); }
 void HistoryWriter::checkpoint(const ScanCheckpoint& c) { push(c); }
 void HistoryWriter::pass(const PassRecord& p) { push(p); }
+void HistoryWriter::checkpoint(Checkpoint c) { push(std::move(c)); }
 
 std::uint64_t HistoryWriter::dropped() const {
     std::lock_guard lock(mutex_);
@@ -102,6 +103,25 @@ void HistoryWriter::write_batch(std::deque<Item>& batch) {
                              "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pass) DO UPDATE SET finished = excluded.finished, "
                              "sectors = excluded.sectors, errors = excluded.errors, slow = excluded.slow, "
                              "max_us = excluded.max_us");
+    auto write_region = [&](const RegionStats& r) {
+        auto u = rg.use();
+        u(i64(r.pass))(i64(r.region))(r.t);
+        for (auto b : r.buckets) u(i64(b));
+        u(i64(r.errors))(i64(r.sum_us))(i64(r.max_us)).exec();
+        auto d = dd.use();
+        d(r.t / 86400);
+        for (auto b : r.buckets) d(i64(b));
+        d(i64(r.errors))(i64(r.sum_us))(i64(r.max_us)).exec();
+    };
+    auto write_state = [&](const ScanCheckpoint& c) {
+        cp.use()(i64(c.pass))(i64(c.cursor))(c.pass_started)(i64(c.total_scans))(i64(c.warnings_issued)).exec();
+    };
+    auto write_pass = [&](const PassRecord& p) {
+        auto u = ps.use();
+        u(i64(p.pass))(p.started);
+        if (p.finished) u(p.finished); else u(std::nullopt);
+        u(i64(p.sectors))(i64(p.errors))(i64(p.slow))(i64(p.max_us)).exec();
+    };
     for (Item& it : batch) {
         if (auto* e = std::get_if<SectorEvent>(&it)) {
             auto u = ev.use();
@@ -111,21 +131,15 @@ void HistoryWriter::write_batch(std::deque<Item>& batch) {
             if (e->detail.empty()) u(std::nullopt); else u(std::string_view(e->detail));
             u.exec();
         } else if (auto* r = std::get_if<RegionStats>(&it)) {
-            auto u = rg.use();
-            u(i64(r->pass))(i64(r->region))(r->t);
-            for (auto b : r->buckets) u(i64(b));
-            u(i64(r->errors))(i64(r->sum_us))(i64(r->max_us)).exec();
-            auto d = dd.use();
-            d(r->t / 86400);
-            for (auto b : r->buckets) d(i64(b));
-            d(i64(r->errors))(i64(r->sum_us))(i64(r->max_us)).exec();
+            write_region(*r);
         } else if (auto* c = std::get_if<ScanCheckpoint>(&it)) {
-            cp.use()(i64(c->pass))(i64(c->cursor))(c->pass_started)(i64(c->total_scans))(i64(c->warnings_issued)).exec();
+            write_state(*c);
         } else if (auto* p = std::get_if<PassRecord>(&it)) {
-            auto u = ps.use();
-            u(i64(p->pass))(p->started);
-            if (p->finished) u(p->finished); else u(std::nullopt);
-            u(i64(p->sectors))(i64(p->errors))(i64(p->slow))(i64(p->max_us)).exec();
+            write_pass(*p);
+        } else if (auto* k = std::get_if<Checkpoint>(&it)) {
+            for (const auto& reg : k->regions) write_region(reg);
+            write_pass(k->pass);
+            write_state(k->state);
         }
     }
     txn.commit();

@@ -339,26 +339,30 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
 }
 
 void Instance::start_services(bool scanner) {
+    remapper_->start_worker();
+    // A read-only mount writes nothing to its database: no history, no scanner.
+    if (read_only_) return;
     history_ = std::make_unique<health::HistoryWriter>(db_path_, *clock_);
-    if (scanner && !read_only_) {
+    if (scanner) {
         auto persist = [this](const health::ScanConfig& c) {
             std::lock_guard lock(tables_.writer_mutex());  // the store's connection is the writers'
             store_->save_scan_config(c);
         };
         health::ScanConfig cfg;
         health::ScanCheckpoint state;
+        health::PassRecord pass;
         {
             std::lock_guard lock(tables_.writer_mutex());
             cfg = store_->scan_config();
             state = store_->scan_state();
+            pass = store_->scan_pass(state.pass);
         }
         scanner_ = std::make_unique<health::Scanner>(static_cast<block::RemapLayer&>(*stack_), geometry_, *history_,
-                                                     *activity_, *clock_, cfg, state, persist, direct_);
+                                                     *activity_, *clock_, cfg, state, pass, persist, direct_);
     }
     tee_ = std::make_unique<health::TeeSink>(*history_, scanner_.get());
     remapper_->set_event_sink(tee_.get());
     history_->start();
-    remapper_->start_worker();
     if (scanner_) scanner_->start();
 }
 

@@ -202,7 +202,7 @@ void Remapper::note_recovered_read(Lba lba) {
         if (++recovered_[lba.v] < policy_.error_threshold) return;
         recovered_.erase(lba.v);
     }
-    enqueue({Task::Kind::move, lba, SectorCount{1}, "read-errors"});
+    enqueue({Task::Kind::move, lba, SectorCount{1}, "read-errors", health::current_source()});
 }
 
 void Remapper::count_slow(Lba lba, std::int64_t latency_us) {
@@ -213,14 +213,14 @@ void Remapper::count_slow(Lba lba, std::int64_t latency_us) {
         if (++slow_[lba.v] < policy_.slow_count) return;
         slow_.erase(lba.v);
     }
-    enqueue({Task::Kind::move, lba, SectorCount{1}, "slow-reads"});
+    enqueue({Task::Kind::move, lba, SectorCount{1}, "slow-reads", health::current_source()});
 }
 
 void Remapper::note_slow_read(Lba first, SectorCount n, std::int64_t latency_us) {
     if (policy_.slow_us == 0) return;
     if (n.v == 1) return count_slow(first, latency_us);
     // Which sector of the request was slow? Time them one by one, off the I/O path.
-    enqueue({Task::Kind::probe, first, n, ""});
+    enqueue({Task::Kind::probe, first, n, "", health::current_source()});
 }
 
 void Remapper::enqueue(Task t) {
@@ -234,6 +234,7 @@ void Remapper::enqueue(Task t) {
 }
 
 void Remapper::run(const Task& t) {
+    health::ScopedSource src(t.source);
     if (t.kind == Task::Kind::move) {
         auto r = remap(t.lba, t.reason);
         if (!r && r.error() != EEXIST)

@@ -50,7 +50,8 @@ std::uint64_t ScanOrder::run_at(std::uint64_t p) const {
 }
 
 Scanner::Scanner(block::RemapLayer& layer, const Geometry& g, HistoryWriter& history, Activity& activity,
-                 Clock& clock, ScanConfig config, ScanCheckpoint resume, Persist persist, bool cache_bypassed)
+                 Clock& clock, ScanConfig config, ScanCheckpoint resume, PassRecord resume_pass, Persist persist,
+                 bool cache_bypassed)
     : layer_(layer),
       geometry_(g),
       history_(history),
@@ -66,7 +67,9 @@ Scanner::Scanner(block::RemapLayer& layer, const Geometry& g, HistoryWriter& his
     // A pass that was under way when we stopped goes on where its checkpoint left it.
     in_pass_ = state_.pass_started != 0 && state_.cursor < order.positions();
     if (in_pass_) {
-        pass_ = {state_.pass, state_.pass_started, 0, state_.cursor, 0, 0, 0};
+        // What the pass found before the restart stays counted.
+        pass_ = resume_pass.pass == state_.pass ? resume_pass : PassRecord{state_.pass, state_.pass_started, 0, 0, 0, 0, 0};
+        pass_.finished = 0;
         pass_started_us_ = clock_.now_us();
         log::info("scanner: resuming pass {} at position {} of {}", state_.pass, state_.cursor, order.positions());
     }
@@ -92,8 +95,7 @@ void Scanner::begin_pass(std::int64_t now_s) {
     warned_regions_.clear();
     in_pass_ = true;
     start_requested_ = false;
-    history_.pass(pass_);
-    history_.checkpoint(state_);
+    history_.checkpoint(HistoryWriter::Checkpoint{{}, pass_, state_});
     log::info("scanner: pass {} started", state_.pass);
 }
 
@@ -108,9 +110,10 @@ void Scanner::finish_pass(std::int64_t now_s) {
 
 void Scanner::checkpoint_locked(std::int64_t now_us) {
     const std::int64_t now_s = now_us / 1'000'000;
+    HistoryWriter::Checkpoint c;
     for (auto& [region, r] : unflushed_) {
         r.t = now_s;
-        history_.region(r);
+        c.regions.push_back(r);
         // Health threshold: warn once per region and pass when its score drops below it.
         const RegionStats& total = pass_regions_[region];
         const int score = region_score(total);
@@ -124,8 +127,9 @@ void Scanner::checkpoint_locked(std::int64_t now_us) {
         }
     }
     unflushed_.clear();
-    history_.pass(pass_);
-    history_.checkpoint(state_);
+    c.pass = pass_;
+    c.state = state_;
+    history_.checkpoint(std::move(c));
     last_checkpoint_us_ = now_us;
 }
 

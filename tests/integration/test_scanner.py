@@ -9,16 +9,20 @@ read-error from source scan; every slow sector with a slow-read event from scan 
 pre-emptively (reason slow-reads) with its data intact; one finished pass in scan_history with
 coverage 100 %; device_health_daily answering. The documented example queries are printed.
 
-Part 2 (resume): a 4 GiB sparse backing with hdd_model=150 (a pass takes ~30 s). Once the pass is
-past 30 % and a checkpoint is in scan_state, SIGKILL the daemon, fusermount3 -uz, restart with the
-same options: the same pass goes on from the checkpoint (not 0), finishes once, and its sector
-count and the per-region read counts are exactly one coverage of the image, not more, not less.
+Part 2 (resume): a 4 GiB sparse backing with hdd_model=150 (a pass takes ~30 s) and one bad and
+one slow sector early in the image. Once the pass is past 30 % and a checkpoint is in scan_state,
+SIGKILL the daemon, fusermount3 -uz, restart with the same options: the same pass goes on from the
+checkpoint (not 0), finishes once, its sector count and the per-region read counts are exactly one
+coverage of the image, not more, not less, and its totals (errors, slow, max_us) still include
+what it found before the kill.
+
+Checks whose failure does not make the rest meaningless are collected (NOT OK lines) and fail the
+test at the end, so one run shows every symptom. Run time ~50 s; meson timeout 300.
 """
 
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -95,6 +99,19 @@ def wait_for(what, fn, timeout, interval=0.25):
         time.sleep(interval)
 
 
+# Failures that do not stop the test: every symptom of a bug is reported in one run, and the
+# test fails at the end if there was any.
+SOFT_FAILURES = []
+
+
+def soft_check(cond, msg):
+    if cond:
+        log(f"  ok: {msg}")
+    else:
+        log(f"  NOT OK: {msg}")
+        SOFT_FAILURES.append(msg)
+
+
 def daemon_alive(d):
     if d.proc.poll() is not None:
         raise rt.Fail(f"remapfs exited with status {d.proc.returncode}; log:\n{d.log_text()}")
@@ -156,10 +173,12 @@ def part_finds(ctx):
     wait_for("scan_pass row 1 is finished in the database",
              lambda: q1(db, "select count(*) from scan_pass where pass = 1 and finished is not null") == "1",
              timeout=15)
-    wait_for("slow-read and read-error events of every injected sector are in sector_event",
-             lambda: q1(db, "select count(distinct lba) from sector_event where source = 'scan' and "
-                            f"((kind = 'read-error' and lba in ({','.join(map(str, bad))})) or "
-                            f"(kind = 'slow-read' and lba in ({','.join(map(str, slow))})))") == str(len(bad) + len(slow)),
+    # (Any source here: which source they carry is checked below.)
+    wait_for("read-error / slow-read and remap events of every injected sector are in sector_event",
+             lambda: q1(db, "select count(distinct lba || kind) from sector_event where "
+                            f"(kind = 'read-error' and lba in ({','.join(map(str, bad))})) or "
+                            f"(kind in ('slow-read', 'remap') and lba in ({','.join(map(str, slow))}))")
+             == str(len(bad) + 2 * len(slow)),
              timeout=15)
     # Let the rescans of the neighbourhoods settle (they add events, nothing else).
     wait_for("scanner idle (state waiting)", lambda: scan_status(db).get("state") == "waiting", timeout=60)
@@ -192,9 +211,11 @@ def part_finds(ctx):
     log("--- slow sectors: slow-read from the scanner, remapped pre-emptively, data intact")
     remaps = {int(r[0]): (int(r[1]), r[2]) for r in q(db, "select lba, spare_slot, reason from remap")}
     for lba in slow:
-        n = int(q1(db, f"select count(*) from sector_event where lba = {lba} and kind = 'slow-read' "
-                       "and source = 'scan'"))
-        check(n >= 1, f"slow sector {lba} has {n} slow-read event(s) from source scan")
+        srcs = q1(db, f"select group_concat(DISTINCT source) from sector_event where lba = {lba} "
+                      "and kind = 'slow-read'") or ""
+        soft_check("scan" in srcs.split(","),
+                   f"slow sector {lba} has a slow-read event from source scan (its slow-read events "
+                   f"carry source(s) {srcs!r}; nobody but the scanner read the image)")
         check(lba in remaps, f"slow sector {lba} is remapped")
         check_eq(remaps[lba][1], "slow-reads", f"remap reason of {lba}")
     check_eq(set(remaps), set(slow), "the remapped sectors are exactly the slow ones (bad ones stay pending)")
@@ -261,7 +282,16 @@ def part_resume(ctx):
     db = os.path.join(p2, "remap.db")
     mnt = ctx.mkdir("p2/mnt")
     rt.make_sparse(backing, backing_bytes)
-    opts = f"db={db},allow_inject,hdd_model=150"
+    # One unreadable and one slow (80 ms) sector early in the image, so the pass finds them well
+    # before the checkpoint the test interrupts after: the resumed pass must still count them.
+    bad, slow = 5000, 20000
+    rules_path = os.path.join(p2, "rules.json")
+    with open(rules_path, "w") as f:
+        json.dump([{"sectors": str(bad), "op": "read", "errno": "EIO"},
+                   {"sectors": str(slow), "op": "read", "errno": "none", "latency_ms": 80}], f)
+    # The failing 256-sector read is redone sector by sector: 255 good reads and 1 error.
+    reads_per_pass += SECTORS_PER_SCAN - 1
+    opts = f"db={db},allow_inject,hdd_model=150,inject_file={rules_path}"
 
     t0 = time.monotonic()
     d = ctx.mount_fg(backing, mnt, opts)
@@ -287,6 +317,9 @@ def part_resume(ctx):
     row = wait_for("scan_state.cursor > 0 (a checkpoint)", checkpointed, timeout=30)
     check_eq(int(row[0]), the_pass, "scan_state.pass")
     recorded = int(row[1])
+    check(recorded > slow + SECTORS_PER_SCAN, f"the checkpoint ({recorded}) is past the bad and slow sectors")
+    pre = q(db, f"select errors, slow, max_us from scan_pass where pass = {the_pass}")[0]
+    log(f"  scan_pass at the checkpoint: errors {pre[0]} slow {pre[1]} max_us {pre[2]}")
     log(f"  recorded checkpoint: pass {row[0]} cursor {recorded} "
         f"({100.0 * recorded / image_sectors:.1f} %)")
     show(db, "select * from scan_state")
@@ -355,13 +388,31 @@ def part_resume(ctx):
     check_eq(int(reg[0]), regions, "region_pass rows of the pass == regions of the image")
     check_eq(int(reg[1]), reads_per_pass,
              "scanner reads summed over region_pass == one coverage of the image (no double or under count)")
+    # The pass totals must agree with the regions: what was found before the crash still counts.
+    agg = q(db, f"select sum(errors), sum(b7), max(max_us) from region_pass where pass = {the_pass}")[0]
+    tot = q(db, f"select errors, slow, max_us from scan_pass where pass = {the_pass}")[0]
+    log(f"  region_pass totals: errors {agg[0]}, reads >= 50 ms {agg[1]}, max_us {agg[2]}; "
+        f"scan_pass: errors {tot[0]}, slow {tot[1]}, max_us {tot[2]}")
+    check_eq(int(agg[0]), 1, "region_pass: errors of the pass (the bad sector, found before the crash)")
+    check(int(agg[1]) >= 1, f"region_pass: reads >= 50 ms of the pass ({agg[1]}) include the slow sector")
+    soft_check(tot[0] == agg[0],
+               f"scan_pass.errors of the resumed pass ({tot[0]}) == errors summed over region_pass ({agg[0]}); "
+               f"before the kill scan_pass had errors {pre[0]}")
+    soft_check(tot[1] == agg[1],
+               f"scan_pass.slow of the resumed pass ({tot[1]}) == reads >= 50 ms summed over region_pass ({agg[1]}); "
+               f"before the kill scan_pass had slow {pre[1]}")
+    soft_check(tot[2] == agg[2],
+               f"scan_pass.max_us of the resumed pass ({tot[2]}) == max over region_pass ({agg[2]}); "
+               f"before the kill scan_pass had max_us {pre[2]}")
+    check_eq(q1(db, f"select count(*) from pending where lba = {bad}"), "1", f"bad sector {bad} is pending")
     d2.stop()
 
 
 def body(ctx):
-    rt.tool("sqlite3")
     part_finds(ctx)
     part_resume(ctx)
+    if SOFT_FAILURES:
+        raise rt.Fail(f"{len(SOFT_FAILURES)} check(s) failed:\n    " + "\n    ".join(SOFT_FAILURES))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ struct ScanRig {
     }
     void make(ScanConfig cfg) {
         s.remapper->set_event_sink(nullptr);
-        scanner = std::make_unique<Scanner>(*s.layer, s.g, history, activity, s.clock, cfg, s.store->scan_state(),
+        scanner = std::make_unique<Scanner>(*s.layer, s.g, history, activity, s.clock, cfg, s.store->scan_state(), s.store->scan_pass(s.store->scan_state().pass),
                                             [this](const ScanConfig& c) { s.store->save_scan_config(c); }, true);
         tee = std::make_unique<TeeSink>(history, scanner.get());
         s.remapper->set_event_sink(tee.get());
@@ -150,8 +150,25 @@ TEST_CASE("a pass reads every sector, records regions and finds bad and slow sec
     CHECK(q(st, "SELECT total_scans FROM scan_state") == 1);
 }
 
+TEST_CASE("work queued by the scanner is reported as the scanner's") {
+    remap::Policy p;
+    p.slow_us = 10'000;
+    p.slow_count = 1;
+    ScanRig rig(2000, {}, p);
+    rig.s.inject({{"sectors", "500"}, {"op", "read"}, {"errno", "none"}, {"latency_ms", 60}});
+    rig.run();
+    rig.s.remapper->drain();  // the probe and the move run on the worker, on the scanner's behalf
+    rig.history.flush();
+    CHECK(q(*rig.s.store, "SELECT count(*) FROM sector_event WHERE lba = 500 AND kind = 'slow-read' AND source = 'scan'") >= 1);
+    CHECK(q(*rig.s.store, "SELECT count(*) FROM sector_event WHERE lba = 500 AND kind = 'remap' AND source = 'scan'") == 1);
+    CHECK(q(*rig.s.store, "SELECT count(*) FROM sector_event WHERE source = 'user'") == 0);
+}
+
 TEST_CASE("a restart resumes the pass from its checkpoint, not from zero") {
-    ScanRig rig(40000);
+    remap::Policy p;
+    p.read_retries = 0;
+    ScanRig rig(40000, {}, p);
+    rig.s.inject({{"sectors", "100"}, {"op", "read"}});  // found before the restart
     // Run part of a pass, with a checkpoint (every 5 s of clock) along the way.
     for (int i = 0; i < 60; ++i) {
         rig.scanner->step();
@@ -170,6 +187,9 @@ TEST_CASE("a restart resumes the pass from its checkpoint, not from zero") {
     CHECK(q(*rig.s.store, "SELECT count(*) FROM scan_pass") == 1);
     CHECK(q(*rig.s.store, "SELECT total_scans FROM scan_state") == 1);
     CHECK(q(*rig.s.store, "SELECT sectors FROM scan_pass WHERE pass = 1") == 40000);
+    // What the pass found before the restart is still counted, and nothing twice.
+    CHECK(q(*rig.s.store, "SELECT errors FROM scan_pass WHERE pass = 1") == 1);
+    CHECK(q(*rig.s.store, "SELECT sum(errors) FROM region_pass") == 1);
 }
 
 TEST_CASE("pause, stop, start and the interval between passes") {

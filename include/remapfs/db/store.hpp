@@ -79,6 +79,7 @@ public:
     health::ScanConfig scan_config();
     void save_scan_config(const health::ScanConfig& c);
     health::ScanCheckpoint scan_state();
+    health::PassRecord scan_pass(std::uint64_t pass);  // zeros if there is no such pass
 
     Connection& connection() { return conn_; }
 

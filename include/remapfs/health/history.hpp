@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 namespace remapfs::db {
 class Connection;
@@ -76,6 +77,14 @@ public:
     void region(const RegionStats& r);
     void checkpoint(const ScanCheckpoint& c);
     void pass(const PassRecord& p);
+    // Region rows, the pass record and the scanner position in one transaction, so a restart
+    // never counts the reads since the last checkpoint twice.
+    struct Checkpoint {
+        std::vector<RegionStats> regions;
+        PassRecord pass;
+        ScanCheckpoint state;
+    };
+    void checkpoint(Checkpoint c);
 
     void start();  // the writer thread (daemon); without it, flush() does the work
     void flush();  // writes everything queued now, on the caller's thread
@@ -83,7 +92,7 @@ public:
     std::uint64_t dropped() const;
 
 private:
-    using Item = std::variant<SectorEvent, RegionStats, ScanCheckpoint, PassRecord>;
+    using Item = std::variant<SectorEvent, RegionStats, ScanCheckpoint, PassRecord, Checkpoint>;
     void push(Item it);
     void write_batch(std::deque<Item>& batch);
     void run(std::stop_token st);

@@ -52,7 +52,7 @@ class Scanner final : public EventSink {
 public:
     using Persist = std::function<void(const ScanConfig&)>;
     Scanner(block::RemapLayer& layer, const Geometry& g, HistoryWriter& history, Activity& activity, Clock& clock,
-            ScanConfig config, ScanCheckpoint resume, Persist persist, bool cache_bypassed);
+            ScanConfig config, ScanCheckpoint resume, PassRecord resume_pass, Persist persist, bool cache_bypassed);
     ~Scanner() override;
 
     void start();  // the thread; step() is also callable directly (tests)

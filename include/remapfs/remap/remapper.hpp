@@ -77,6 +77,7 @@ private:
         Lba lba;
         SectorCount count;
         std::string reason;
+        health::Source source;  // whose I/O found it: the worker reports on its behalf
     };
     Result<Allocation> allocate();
     void give_back(Allocation a);
