@@ -48,6 +48,25 @@ struct ScanOrder {
     std::uint64_t run_at(std::uint64_t p) const;
 };
 
+// Runs one job at a time on a thread of its own: the scanner's second read in flight while the
+// image is idle (ZFS lets a scrub raise its outstanding I/O from 1 to 2 only then).
+class SecondReader {
+public:
+    SecondReader();
+    ~SecondReader();
+    SecondReader(const SecondReader&) = delete;
+    SecondReader& operator=(const SecondReader&) = delete;
+    void start(std::function<void()> job);
+    void wait();
+
+private:
+    std::mutex mutex_;
+    std::condition_variable_any cv_;
+    std::function<void()> job_;
+    bool busy_ = false;
+    std::jthread thread_;
+};
+
 class Scanner final : public EventSink {
 public:
     using Persist = std::function<void(const ScanConfig&)>;
@@ -85,6 +104,7 @@ private:
     Persist persist_;
     bool cache_bypassed_;
     Pacer pacer_;
+    SecondReader second_;
     std::unique_ptr<std::byte, void (*)(void*)> buf_;
     std::size_t buf_sectors_ = 0;
 
