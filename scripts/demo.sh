@@ -52,3 +52,13 @@ echo 3 > /proc/sys/vm/drop_caches
 cmp "$work/data" "$fsmnt/data" && echo "file intact: its sector $block is now served from the spare area"
 umount "$fsmnt"
 e2fsck -fn "$loop" >/dev/null && echo "e2fsck -fn: clean"
+
+step "the background scanner reads the whole surface (paced while the disk is busy); its history is plain SQL"
+"$BIN/remapctl" --mount "$mnt" scan
+for _ in $(seq 120); do   # the image is idle now: the pass finishes at full speed
+    "$BIN/remapctl" --mount "$mnt" scan --json | grep -q '"total_scans": [1-9]' && break
+    sleep 0.5
+done
+sleep 1.5                 # the history writer commits about once a second
+"$BIN/remapctl" --mount "$mnt" scan
+(set -x; sqlite3 -header -column "$db" "select pass, started, seconds, coverage_pct, errors, slow from scan_history")

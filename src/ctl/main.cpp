@@ -195,7 +195,7 @@ void print_scan_status(const json& st) {
     std::cout << fmt::format("pass:             {} (position {} of {})\n", st.value("pass", 0), st.value("position", 0),
                              st.value("positions", 0));
     if (st.contains("eta_s")) std::cout << fmt::format("eta:              {}\n", duration(st["eta_s"].get<std::int64_t>()));
-    if (st.contains("rate_bytes_per_s"))
+    if (st.value("rate_bytes_per_s", 0.0) > 0)
         std::cout << fmt::format("rate:             {:.1f} MB/s\n", st["rate_bytes_per_s"].get<double>() / 1e6);
     if (st.contains("next_pass_at"))
         std::cout << fmt::format("next pass:        {}\n", fmt_time(st["next_pass_at"].get<std::int64_t>()));
