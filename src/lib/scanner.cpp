@@ -242,7 +242,7 @@ std::int64_t Scanner::step() {
             (void)layer_.scan_read(f, SectorCount{count}, into,
                                    [&](Lba l, SectorCount c, std::int64_t us, bool ok) { observe(l, c, us, ok, in_pass); });
         };
-        if (d.idle && n >= 2) {
+        if (d.idle && n >= 2 && idle_depth_ > 1) {
             // Idle: two reads in flight, each half of the chunk.
             const std::uint64_t half = n / 2;
             second_.start([&] { read(first, half, buf_.get()); });

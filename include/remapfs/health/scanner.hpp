@@ -75,6 +75,9 @@ public:
     ~Scanner() override;
 
     void start();  // the thread; step() is also callable directly (tests)
+    // Reads in flight while idle: 2 (default), or 1 where a second thread only costs (a
+    // simulation on an injected clock).
+    void set_idle_depth(int d) { idle_depth_ = d; }
     // Does one unit of work; returns how long to wait before the next (0: go on at once).
     std::int64_t step();
 
@@ -105,6 +108,7 @@ private:
     bool cache_bypassed_;
     Pacer pacer_;
     SecondReader second_;
+    int idle_depth_ = 2;
     std::unique_ptr<std::byte, void (*)(void*)> buf_;
     std::size_t buf_sectors_ = 0;
 
