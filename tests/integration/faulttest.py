@@ -199,6 +199,31 @@ def fio_summary(data):
     }
 
 
+def fio_verify(dev, size, cwd, daemon, runtime=50):
+    """fio randwrite with crc32c verify on dev: checks it passed and read back every block."""
+    r, data = run_fio(dev, size, cwd, runtime=runtime)
+    if r.returncode != 0 or data is None:
+        log(r.stdout[-3000:])
+        log(r.stderr[-3000:])
+        log("remapfs log tail:\n" + daemon.log_text()[-3000:])
+    rt.check_eq(r.returncode, 0, "fio exit status")
+    s = fio_summary(data)
+    log(f"  fio: {s['write_ios']} writes ({s['write_iops']:.0f} IOPS, {s['write_MiBps']:.1f} MiB/s), "
+        f"{s['read_ios']} verify reads ({s['read_MiBps']:.1f} MiB/s), {s['runtime_s']:.1f} s")
+    rt.check_eq(s["error"], 0, "fio job error")
+    rt.check(s["write_ios"] > 0 and s["read_ios"] >= s["write_ios"],
+             f"every written block was read back and verified ({s['read_ios']} reads >= {s['write_ios']} writes)")
+    return s
+
+
+def remap_reasons(db):
+    """{reason: count} over table remap."""
+    reasons = {}
+    for (_, _, reason) in remap_rows(db).values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return reasons
+
+
 def wait_until(pred, timeout, step=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -43,24 +43,11 @@ def body(ctx):
     size = ft.device_bytes(loop.dev)
     check_eq(size, st["image_bytes"], "loop device size")
 
-    r, data = ft.run_fio(loop.dev, size, ctx.tmp, runtime=50)
-    if r.returncode != 0 or data is None:
-        log(r.stdout[-3000:])
-        log(r.stderr[-3000:])
-        log("daemon log tail:\n" + d.log_text()[-3000:])
-    check_eq(r.returncode, 0, "fio exit status")
-    s = ft.fio_summary(data)
-    log(f"  fio: {s['write_ios']} writes ({s['write_iops']:.0f} IOPS, {s['write_MiBps']:.1f} MiB/s), "
-        f"{s['read_ios']} verify reads ({s['read_MiBps']:.1f} MiB/s), {s['runtime_s']:.1f} s")
-    check_eq(s["error"], 0, "fio job error")
-    check(s["write_ios"] > 0 and s["read_ios"] >= s["write_ios"],
-          f"every written block was read back and verified ({s['read_ios']} reads >= {s['write_ios']} writes)")
+    s = ft.fio_verify(loop.dev, size, ctx.tmp, d)
 
     injected = ft.injected_count(db)
     rows = ft.remap_rows(db)
-    reasons = {}
-    for _, (_, _, reason) in rows.items():
-        reasons[reason] = reasons.get(reason, 0) + 1
+    reasons = ft.remap_reasons(db)
     log(f"  injected write errors: {injected}; remaps: {len(rows)} {reasons}")
     check(len(rows) > 0, f"remaps were recorded ({len(rows)})")
     check_eq(set(reasons), {"write-error"}, "remap reasons")

@@ -128,23 +128,10 @@ def body(ctx):
     check_eq(loop.sysfs("dio"), "1", "loop device uses direct I/O")
     size = ft.device_bytes(loop.dev)
 
-    r, data = ft.run_fio(loop.dev, size, ctx.tmp, runtime=50)
-    if r.returncode != 0 or data is None:
-        log(r.stdout[-3000:])
-        log(r.stderr[-3000:])
-        log("remapfs log tail:\n" + d.log_text()[-3000:])
-    check_eq(r.returncode, 0, "fio exit status")
-    s = ft.fio_summary(data)
-    log(f"  fio: {s['write_ios']} writes ({s['write_iops']:.0f} IOPS, {s['write_MiBps']:.1f} MiB/s), "
-        f"{s['read_ios']} verify reads ({s['read_MiBps']:.1f} MiB/s), {s['runtime_s']:.1f} s")
-    check_eq(s["error"], 0, "fio job error")
-    check(s["write_ios"] > 0 and s["read_ios"] >= s["write_ios"],
-          f"every written block was read back and verified ({s['read_ios']} reads >= {s['write_ios']} writes)")
+    s = ft.fio_verify(loop.dev, size, ctx.tmp, d)
 
     rows = ft.remap_rows(db)
-    reasons = {}
-    for (_, _, reason) in rows.values():
-        reasons[reason] = reasons.get(reason, 0) + 1
+    reasons = ft.remap_reasons(db)
     log(f"  remaps: {len(rows)} {reasons}")
     check(reasons.get("write-error", 0) > 0, f"table remap has rows with reason 'write-error' ({reasons})")
     check_eq(ft.pending_lbas(db), [], "pending sectors")
