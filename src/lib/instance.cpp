@@ -339,9 +339,8 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
 }
 
 void Instance::start_services(bool scanner) {
-    remapper_->start_worker();
     // A read-only mount writes nothing to its database: no history, no scanner.
-    if (read_only_) return;
+    if (read_only_) return remapper_->start_worker();
     history_ = std::make_unique<health::HistoryWriter>(db_path_, *clock_);
     if (scanner) {
         auto persist = [this](const health::ScanConfig& c) {
@@ -363,6 +362,7 @@ void Instance::start_services(bool scanner) {
     tee_ = std::make_unique<health::TeeSink>(*history_, scanner_.get());
     remapper_->set_event_sink(tee_.get());
     history_->start();
+    remapper_->start_worker();
     if (scanner_) scanner_->start();
 }
 
