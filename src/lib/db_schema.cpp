@@ -108,13 +108,14 @@ void create_v4(Connection& c) {
         ) STRICT;
         -- Latency classes per region and pass (hdck-style buckets, upper bounds in ms:
         -- b0 <0.5, b1 <2.1, b2 <4.2, b3 <8.3, b4 <16.7, b5 <33.3, b6 <50, b7 >=50), counted per
-        -- scanner read. Raw tier; tiers below keep it bounded.
+        -- scanner read, and the sectors read. Raw tier; tiers below keep it bounded.
         CREATE TABLE region_pass (
             pass   INTEGER NOT NULL,
             region INTEGER NOT NULL,
             t      INTEGER NOT NULL,           -- unix seconds when the region was done
             b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
             b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            sectors INTEGER NOT NULL,          -- sectors read (the pass's coverage of the region)
             errors INTEGER NOT NULL,
             sum_us INTEGER NOT NULL,           -- total read time, for the mean
             max_us INTEGER NOT NULL,
@@ -126,6 +127,7 @@ void create_v4(Connection& c) {
             region INTEGER NOT NULL,
             b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
             b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            sectors INTEGER NOT NULL,          -- sectors read (the pass's coverage of the region)
             errors INTEGER NOT NULL, sum_us INTEGER NOT NULL, max_us INTEGER NOT NULL,
             PRIMARY KEY (day, region)
         ) STRICT, WITHOUT ROWID;
@@ -134,6 +136,7 @@ void create_v4(Connection& c) {
             region INTEGER NOT NULL,
             b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
             b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            sectors INTEGER NOT NULL,          -- sectors read (the pass's coverage of the region)
             errors INTEGER NOT NULL, sum_us INTEGER NOT NULL, max_us INTEGER NOT NULL,
             PRIMARY KEY (month, region)
         ) STRICT, WITHOUT ROWID;
@@ -142,6 +145,7 @@ void create_v4(Connection& c) {
             day    INTEGER PRIMARY KEY,
             b0 INTEGER NOT NULL, b1 INTEGER NOT NULL, b2 INTEGER NOT NULL, b3 INTEGER NOT NULL,
             b4 INTEGER NOT NULL, b5 INTEGER NOT NULL, b6 INTEGER NOT NULL, b7 INTEGER NOT NULL,
+            sectors INTEGER NOT NULL,          -- sectors read (the pass's coverage of the region)
             errors INTEGER NOT NULL, sum_us INTEGER NOT NULL, max_us INTEGER NOT NULL
         ) STRICT;
         -- Per-sector events, from user I/O and from the scanner.

@@ -14,11 +14,13 @@ constexpr std::int64_t kDownsampleEvery = 3600;
 
 std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }
 
-const char* kBucketCols = "b0, b1, b2, b3, b4, b5, b6, b7";
-const char* kSumCols = "sum(b0), sum(b1), sum(b2), sum(b3), sum(b4), sum(b5), sum(b6), sum(b7)";
+// The counters every tier carries (kAddCols adds them up on conflict).
+const char* kBucketCols = "b0, b1, b2, b3, b4, b5, b6, b7, sectors";
+const char* kSumCols = "sum(b0), sum(b1), sum(b2), sum(b3), sum(b4), sum(b5), sum(b6), sum(b7), sum(sectors)";
 const char* kAddCols =
     "b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, b3 = b3 + excluded.b3, "
     "b4 = b4 + excluded.b4, b5 = b5 + excluded.b5, b6 = b6 + excluded.b6, b7 = b7 + excluded.b7, "
+    "sectors = sectors + excluded.sectors, "
     "errors = errors + excluded.errors, sum_us = sum_us + excluded.sum_us, "
     "max_us = max(max_us, excluded.max_us)";
 
@@ -91,11 +93,11 @@ void HistoryWriter::write_batch(std::deque<Item>& batch) {
     db::Transaction txn(*conn_);
     db::Statement ev(*conn_, "INSERT INTO sector_event (t, lba, kind, latency_us, source, detail) VALUES (?, ?, ?, ?, ?, ?)");
     db::Statement rg(*conn_, fmt::format("INSERT INTO region_pass (pass, region, t, {}, errors, sum_us, max_us) VALUES "
-                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pass, region) DO "
+                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pass, region) DO "
                                          "UPDATE SET t = excluded.t, {}",
                                          kBucketCols, kAddCols));
     db::Statement dd(*conn_, fmt::format("INSERT INTO device_daily (day, {}, errors, sum_us, max_us) VALUES "
-                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET {}",
+                                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (day) DO UPDATE SET {}",
                                          kBucketCols, kAddCols));
     db::Statement cp(*conn_, "UPDATE scan_state SET pass = ?, cursor = ?, pass_started = ?, total_scans = ?, "
                              "warnings_issued = ? WHERE id = 1");
@@ -107,11 +109,11 @@ void HistoryWriter::write_batch(std::deque<Item>& batch) {
         auto u = rg.use();
         u(i64(r.pass))(i64(r.region))(r.t);
         for (auto b : r.buckets) u(i64(b));
-        u(i64(r.errors))(i64(r.sum_us))(i64(r.max_us)).exec();
+        u(i64(r.sectors))(i64(r.errors))(i64(r.sum_us))(i64(r.max_us)).exec();
         auto d = dd.use();
         d(r.t / 86400);
         for (auto b : r.buckets) d(i64(b));
-        d(i64(r.errors))(i64(r.sum_us))(i64(r.max_us)).exec();
+        d(i64(r.sectors))(i64(r.errors))(i64(r.sum_us))(i64(r.max_us)).exec();
     };
     auto write_state = [&](const ScanCheckpoint& c) {
         cp.use()(i64(c.pass))(i64(c.cursor))(c.pass_started)(i64(c.total_scans))(i64(c.warnings_issued)).exec();

@@ -179,6 +179,7 @@ void Scanner::observe(Lba first, SectorCount n, std::int64_t raw_us, bool ok, bo
     for (auto* r : {&unflushed_[region], &pass_regions_[region]}) {
         r->pass = pass_.pass;
         r->region = region;
+        r->sectors += n.v;
         if (ok) r->add(us);
         else ++r->errors;
     }

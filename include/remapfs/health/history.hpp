@@ -45,6 +45,7 @@ struct RegionStats {
     std::uint64_t region = 0;
     std::int64_t t = 0;
     std::array<std::uint64_t, kBuckets> buckets{};
+    std::uint64_t sectors = 0;  // read (or attempted) in this pass
     std::uint64_t errors = 0;
     std::uint64_t sum_us = 0;
     std::uint64_t max_us = 0;
