@@ -67,15 +67,16 @@ TEST_CASE("pacer: full speed only after the idle window, a guaranteed rate while
     CHECK_FALSE(p.next({0, now - 499'000}, now, ss, 256).idle);
     auto b = p.next({3, now - 10'000'000}, now, ss, 256);
     CHECK_FALSE(b.idle);
-    CHECK(b.sectors == SectorCount{16});  // 64 KiB reads while users wait
-    CHECK(b.wait_us == 0);                // never starved: the first read goes at once
-    // After a busy 64 KiB read at intensity 1 (1 MiB/s), the next may start 62.5 ms later.
-    p.done(64 << 10, now, false, 1);
-    CHECK(p.next({1, now}, now + 1000, ss, 256).wait_us == 62'500 - 1000);
+    CHECK(b.sectors == SectorCount{256});  // one large read (1 MiB) rather than many seeks
+    CHECK(b.wait_us == 0);                 // never starved: the first read goes at once
+    CHECK(p.next({3, now}, now, ss, 64).sectors == SectorCount{64});  // never above sectors_per_scan
+    // After a busy 1 MiB read at intensity 1 (256 KiB/s), the next may start 4 s later.
+    p.done(1 << 20, now, false, 1);
+    CHECK(p.next({1, now}, now + 1000, ss, 256).wait_us == 4'000'000 - 1000);
     // Intensity 10 is ten times faster.
     Pacer p10;
-    p10.done(64 << 10, now, false, 10);
-    CHECK(p10.next({1, now}, now, ss, 256).wait_us == 6'250);
+    p10.done(1 << 20, now, false, 10);
+    CHECK(p10.next({1, now}, now, ss, 256).wait_us == 400'000);
     // Once idle, the busy budget is forgotten.
     p.done(1 << 20, now + 100'000, true, 1);
     CHECK(p.next({0, now - 1'000'000}, now + 200'000, ss, 256).wait_us == 0);
