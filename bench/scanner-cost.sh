@@ -13,8 +13,8 @@
 # 4. remapfs-sim: a year of daily passes of a simulated 2 TiB image (DB size, view timings)
 #
 # Environment knobs (defaults in brackets):
-#   BUILD [build-scanbench]   build dir, relative to the repo or absolute (set up if missing:
-#                             release, werror off; always brought up to date with ninja first)
+#   BUILD [build-scanbench]   build dir, relative to the repo or absolute (set up as a release
+#                             build if missing; always brought up to date with ninja first)
 #   WORK [/var/tmp/scanbench/run-<stamp>]  scratch dir; removed at the end unless KEEP=1 (on a
 #                             failure the small files stay, the 2 GiB backing does not)
 #   SIZE [2G]  backing size    PAIRS [8]  A/B pairs per job on the plain backing (noisiest)
@@ -66,9 +66,8 @@ for t in fio jq sqlite3 losetup fusermount3 python3 dd mountpoint; do
     command -v "$t" >/dev/null || die "$t is missing"
 done
 
-# Build (or bring up to date) so the binaries are the tree's. A release build needs werror off:
-# backing.cpp's `len` is used only in assert(), which NDEBUG removes.
-(cd "$ROOT" && { test -d "$BUILD" || meson setup "$BUILD" --wrap-mode=nodownload -Dbuildtype=release -Dwerror=false; } \
+# Build (or bring up to date) so the binaries are the tree's.
+(cd "$ROOT" && { test -d "$BUILD" || meson setup "$BUILD" --wrap-mode=nodownload -Dbuildtype=release; } \
     && ninja -C "$BUILD" >/dev/null) || die "build in $BUILD failed"
 
 # --- daemon, loop device, cleanup -------------------------------------------------------------
@@ -163,7 +162,7 @@ one_job() {
     wait "$FIO_PID" || die "fio failed: $(cat "$out.err")"
     FIO_PID=""
     s2=$(sstat); t2=$(now)
-    local dir=read; [[ $rw == randwrite ]] && dir=write
+    local dir="read"; [[ $rw == randwrite ]] && dir="write"
     local iops lat
     iops=$(jq ".jobs[0].$dir.iops" "$out")
     lat=$(jq ".jobs[0].$dir.clat_ns.mean / 1000" "$out")
@@ -299,7 +298,7 @@ if ! skipped hdd; then
     start_daemon "allow_inject,hdd_model=$HDD_MB_S"
     ctl scan stop >/dev/null
     log "phase 3b: idle pass on the HDD model"
-    for sps in 256 4096; do
+    for sps in 256 1024 4096; do
         res=$(idle_pass "$sps")
         printf 'hdd\t1\t%s\t%s\n' "$sps" "$res" >>"$WORK/idle.tsv"
         log "hdd idle $sps: $res"
@@ -457,7 +456,8 @@ if idle:
     hdd = [r for r in idle if r[0] == "hdd"]
     if hdd:
         w(f"HDD model, one idle pass each (the model's sequential rate is {env['hdd_mb_s']} MB/s; its sleep and the real read "
-          "are serial, so the ceiling is below that): " +
+          "are serial, so the ceiling is below that; it serves requests in arrival order, so two reads in flight "
+          "that arrive out of order cost a seek each): " +
           ", ".join(f"sectors_per_scan={r[2]}: {float(r[3].split()[0]):.0f} MB/s" for r in hdd) + ".\n")
 
 if os.path.exists(f"{work}/sim.out"):
