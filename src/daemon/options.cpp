@@ -89,6 +89,10 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             if (need_value()) o.instance.policy.slow_us = parse_bounded(key, value, 0, 60'000) * 1000;
         } else if (key == "slow_count") {
             if (need_value()) o.instance.policy.slow_count = parse_bounded(key, value, 1, 1'000'000);
+        } else if (key == "writeback_cache") {
+            if (need_value()) o.writeback_cache = parse_bool(key, value);
+        } else if (key == "readahead_kb") {
+            if (need_value()) o.readahead_kib = parse_bounded(key, value, 0, 65536);
         } else if (key == "noscan" && !has_value) {
             o.scanner = false;
         } else if (key == "allow_inject" && !has_value) {
@@ -132,6 +136,8 @@ std::string usage(const char* argv0) {
         "  -o error_threshold=N    recovered read errors before a sector is moved (default 3, 0 = never)\n"
         "  -o slow_ms=N            a read slower than this is slow (default 0 = off)\n"
         "  -o slow_count=N         slow reads before a sector is moved (default 3)\n"
+        "  -o writeback_cache=on|off  kernel page cache for buffered writes, flushed by fsync (default on)\n"
+        "  -o readahead_kb=N       kernel readahead for buffered readers of the image (default 1024)\n"
         "  -o noscan               no background scanner thread (see remapctl scan for its knobs)\n"
         "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"
         "  -o inject_file=PATH     tests only: fault rules (JSON array) loaded at mount\n"
@@ -204,7 +210,9 @@ ParseResult parse_command_line(int argc, char** argv, bool helper) {
         // mount(8) may hand us "remapfs#BACKING" (the old fuse spec form).
         if (auto hash = backing.find('#'); helper && hash != std::string::npos) backing = backing.substr(hash + 1);
         o.instance.backing_path = absolute(backing);
-        o.mountpoint = absolute(positional[1]);
+        // Canonical, as /proc/self/mountinfo will show it (the readahead knob is found there).
+        char real[PATH_MAX];
+        o.mountpoint = ::realpath(positional[1].c_str(), real) ? std::string(real) : absolute(positional[1]);
     }
     return res;
 }

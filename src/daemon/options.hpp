@@ -7,6 +7,7 @@
 
 #include "remapfs/instance.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ struct Options {
     bool debug = false;
     bool single_thread = false;
     bool allow_other = false;
+    bool writeback_cache = true;
+    std::uint32_t readahead_kib = 1024;  // -o readahead_kb=N for the mount's bdi  // -o writeback_cache=off: buffered writes go through one by one
     bool scanner = true;  // -o noscan: no scanner thread at all (benchmarks)
     bool fake = false;       // mount -f: do everything but mount
     bool show_help = false;

@@ -7,6 +7,8 @@
 
 #include "remapfs/instance.hpp"
 
+#include <cstdint>
+#include <mutex>
 #include <string>
 #include <sys/stat.h>
 
@@ -22,9 +24,14 @@ struct FsContext {
     std::string image_name;
     std::string mountpoint;
     bool read_only = false;
+    // Buffered writers (a loop device with direct-io off, cp, dd without oflag=direct) write into
+    // the kernel's page cache; the kernel sends them to us in batches and fsync waits for them.
+    bool writeback_cache = true;
+    std::uint32_t readahead_kib = 1024;
     uid_t uid = 0;
     gid_t gid = 0;
     struct timespec mount_time {};
+    std::once_flag readahead_set;
 
     struct stat attr(fuse_ino_t ino) const;
 };

@@ -1,3 +1,4 @@
+#include "fuse/bdi.hpp"
 #include "fuse/ops.hpp"
 #include "fuse/reply.hpp"
 
@@ -15,6 +16,8 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
         // into an aligned buffer when the backing itself is O_DIRECT. Only we change the image,
         // so buffered openers may keep their page cache across opens.
         fi->keep_cache = 1;
+        FsContext& c = fs(req);
+        std::call_once(c.readahead_set, [&] { set_readahead(c.mountpoint, c.readahead_kib); });
         fuse_reply_open(req, fi);
     });
 }
