@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace remapfs::block {
 namespace {
@@ -73,6 +74,43 @@ Result<void> Backing::pwrite(std::span<const std::byte> buf, ByteOffset off) {
     std::memcpy(tmp, buf.data(), buf.size());
     return sys::pwrite_full(e.fd, tmp, len, file_off);
 }
+
+void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
+    // O_DIRECT needs aligned buffers: runs that are not get their own aligned piece of one
+    // bounce buffer, so they can all be in flight together.
+    auto rounded = [](ByteCount len) { return (len.v + kDirectAlign - 1) / kDirectAlign * kDirectAlign; };
+    std::size_t scratch_len = 0;
+    if (direct_)
+        for (const IoRun& r : runs)
+            if (!aligned(r.data)) scratch_len += rounded(r.len);
+    std::byte* scratch = scratch_len ? bounce_buffer(scratch_len) : nullptr;
+    if (scratch_len && !scratch) {
+        for (IoRun& r : runs) r.result = Errno{ENOMEM};
+        return;
+    }
+    thread_local std::vector<sys::Transfer> ts;
+    ts.clear();
+    std::size_t at = 0;
+    for (const IoRun& r : runs) {
+        const Extent& e = extent_for(r.off, r.len);
+        void* buf = r.data;
+        if (direct_ && !aligned(r.data)) {
+            buf = scratch + at;
+            if (write) std::memcpy(buf, r.data, r.len.v);
+            at += rounded(r.len);
+        }
+        ts.push_back({e.fd, write, buf, r.len, ByteOffset{e.file_offset.v + (r.off.v - e.phys_begin.v)}, ok()});
+    }
+    sys::run_concurrently(ts);
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        runs[i].result = ts[i].result;
+        if (!write && ts[i].buf != runs[i].data && ts[i].result) std::memcpy(runs[i].data, ts[i].buf, runs[i].len.v);
+    }
+}
+
+void Backing::pread_runs(std::span<IoRun> runs) { transfer_runs(runs, false); }
+
+void Backing::pwrite_runs(std::span<IoRun> runs) { transfer_runs(runs, true); }
 
 Result<void> Backing::flush() {
     REMAPFS_TRY(sys::fdatasync(data_.fd));

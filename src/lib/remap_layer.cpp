@@ -104,6 +104,58 @@ Result<void> RemapLayer::write_one(Lba lba, const std::byte* in) {
     return remapper_.remap_with_data(lba, sector, "write-error");
 }
 
+bool RemapLayer::transfer_runs(Io io, const remap::Table& t, Lba first, SectorCount n, std::byte* data,
+                               std::uint64_t& fail_idx, std::uint64_t& fail_n) {
+    struct Piece {
+        std::uint64_t idx, count;
+        bool pending_write;  // handled by write_one on the slow path: never written in place
+    };
+    thread_local std::vector<Piece> pieces;
+    thread_local std::vector<IoRun> runs;
+    pieces.clear();
+    runs.clear();
+    const std::uint32_t ss = geometry_.sector_size.bytes();
+    (void)for_each_run(geometry_, t, first, n,
+                       [&](ByteOffset phys, std::uint64_t idx, SectorCount cnt, const remap::Entry* e) -> Result<void> {
+        const bool pending_write = io == Io::write && e && e->pending;
+        pieces.push_back({idx, cnt.v, pending_write});
+        if (!pending_write) runs.push_back({data + idx * ss, ByteCount{ss * cnt.v}, phys, ok()});
+        return ok();
+    });
+    if (io == Io::read) next_->pread_runs(runs);
+    else next_->pwrite_runs(runs);
+    std::size_t r = 0;
+    for (const Piece& p : pieces) {
+        if (p.pending_write || !runs[r++].result) {
+            fail_idx = p.idx;
+            fail_n = p.count;
+            return false;
+        }
+    }
+    return true;
+}
+
+bool RemapLayer::timed_reads(const remap::Table& t, Lba first, SectorCount n, std::byte* data,
+                             const RunObserver* observer, std::uint64_t& fail_idx, std::uint64_t& fail_n) {
+    const std::uint32_t ss = geometry_.sector_size.bytes();
+    const std::uint32_t slow_us = remapper_.policy().slow_us;
+    auto r = for_each_run(geometry_, t, first, n,
+                          [&](ByteOffset phys, std::uint64_t idx, SectorCount cnt, const remap::Entry*) -> Result<void> {
+        const std::int64_t t0 = clock_.now_us();
+        Result<void> res = next_->pread({data + idx * ss, ss * cnt.v}, phys);
+        const std::int64_t took = clock_.now_us() - t0;
+        if (!res) {
+            fail_idx = idx;
+            fail_n = cnt.v;
+            return res;
+        }
+        if (observer) (*observer)(first + SectorCount{idx}, cnt, took, true);
+        if (slow_us && took > slow_us) remapper_.note_slow_read(first + SectorCount{idx}, cnt, took);
+        return ok();
+    });
+    return bool(r);
+}
+
 Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data, const RunObserver* observer) {
     const std::uint32_t ss = geometry_.sector_size.bytes();
     const std::uint32_t slow_us = remapper_.policy().slow_us;
@@ -116,29 +168,12 @@ Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data, 
         bool fast_ok;
         {
             remap::Snapshot snap = settled_snapshot(pos, left);
-            fast_ok = bool(for_each_run(geometry_, *snap, pos, left,
-                                        [&](ByteOffset phys, std::uint64_t idx, SectorCount cnt,
-                                            const remap::Entry* e) -> Result<void> {
-                std::byte* p = data + (done + idx) * ss;
-                Result<void> r = ok();
-                if (io == Io::read) {
-                    const bool timed = slow_us || observer;
-                    const std::int64_t t0 = timed ? clock_.now_us() : 0;
-                    r = next_->pread({p, ss * cnt.v}, phys);
-                    const std::int64_t took = timed ? clock_.now_us() - t0 : 0;
-                    if (r && observer) (*observer)(pos + SectorCount{idx}, cnt, took, true);
-                    if (r && slow_us && took > slow_us) remapper_.note_slow_read(pos + SectorCount{idx}, cnt, took);
-                } else if (e && e->pending) {
-                    r = Errno{EAGAIN};  // handled by write_one on the slow path
-                } else {
-                    r = next_->pwrite({p, ss * cnt.v}, phys);
-                }
-                if (!r) {
-                    fail_idx = idx;
-                    fail_n = cnt.v;
-                }
-                return r;
-            }));
+            // Reads that need each run's latency (the scanner, slow-sector detection) go one run
+            // at a time; everything else has all of its runs in flight together.
+            if (io == Io::read && (slow_us || observer))
+                fast_ok = timed_reads(*snap, pos, left, data + done * ss, observer, fail_idx, fail_n);
+            else
+                fast_ok = transfer_runs(io, *snap, pos, left, data + done * ss, fail_idx, fail_n);
         }
         if (fast_ok) break;
         // Slow path for the failed run, one sector at a time, holding no snapshot.

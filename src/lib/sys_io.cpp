@@ -1,8 +1,16 @@
 #include "remapfs/sys/io.hpp"
 
+#include "remapfs/log.hpp"
+
 #include <fcntl.h>
+#include <linux/aio_abi.h>
 #include <linux/falloc.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
 
 namespace remapfs::sys {
 
@@ -25,7 +33,95 @@ Result<void> transfer_full(Op op, ByteCount len, ByteOffset off) {
     return ok();
 }
 
+// A per-thread AIO context, made on first use; glibc has no wrappers for these syscalls.
+class AioContext {
+public:
+    static constexpr unsigned kDepth = 64;  // transfers in flight per thread
+    ~AioContext() {
+        if (id_) ::syscall(SYS_io_destroy, id_);
+    }
+    // 0 when the kernel refuses (ENOSYS, aio-max-nr reached): callers go one by one.
+    aio_context_t get() {
+        if (!id_ && !failed_ && ::syscall(SYS_io_setup, kDepth, &id_) != 0) {
+            failed_ = true;
+            id_ = 0;
+            log::warning("io_setup: {}; backing transfers go one at a time on this thread", std::strerror(errno));
+        }
+        return id_;
+    }
+
+private:
+    aio_context_t id_ = 0;
+    bool failed_ = false;
+};
+
+Result<void> transfer_sync(const Transfer& t, std::uint64_t skip = 0) {
+    auto* p = static_cast<char*>(t.buf) + skip;
+    const ByteCount len{t.len.v - skip};
+    const ByteOffset off{t.off.v + skip};
+    return t.write ? pwrite_full(t.fd, p, len, off) : pread_full(t.fd, p, len, off);
+}
+
+// At most kDepth transfers: submit all, then reap all. Nothing returns while a transfer is in
+// flight: the buffers belong to the caller.
+void run_batch(aio_context_t ctx, std::span<Transfer> ts) {
+    std::array<iocb, AioContext::kDepth> cbs{};
+    std::array<iocb*, AioContext::kDepth> ptrs{};
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+        iocb& cb = cbs[i];
+        cb.aio_data = i;
+        cb.aio_lio_opcode = ts[i].write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD;
+        cb.aio_fildes = static_cast<std::uint32_t>(ts[i].fd);
+        cb.aio_buf = reinterpret_cast<std::uint64_t>(ts[i].buf);
+        cb.aio_nbytes = ts[i].len.v;
+        cb.aio_offset = static_cast<std::int64_t>(ts[i].off.v);
+        ptrs[i] = &cb;
+    }
+    std::size_t submitted = 0;
+    while (submitted < ts.size()) {
+        long n = ::syscall(SYS_io_submit, ctx, static_cast<long>(ts.size() - submitted), ptrs.data() + submitted);
+        if (n > 0) {
+            submitted += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        break;  // EAGAIN, or an fd AIO refuses: the rest go synchronously below
+    }
+    std::array<io_event, AioContext::kDepth> events{};
+    std::size_t reaped = 0;
+    while (reaped < submitted) {
+        long n = ::syscall(SYS_io_getevents, ctx, 1L, static_cast<long>(submitted - reaped), events.data(), nullptr);
+        if (n < 0) {
+            if (errno != EINTR) {
+                log::error("io_getevents: {} (retrying)", std::strerror(errno));
+                ::usleep(1000);
+            }
+            continue;
+        }
+        for (long k = 0; k < n; ++k) {
+            Transfer& t = ts[events[static_cast<std::size_t>(k)].data];
+            const std::int64_t res = events[static_cast<std::size_t>(k)].res;
+            if (res < 0) t.result = Errno{static_cast<int>(-res)};
+            else if (static_cast<std::uint64_t>(res) < t.len.v) t.result = transfer_sync(t, static_cast<std::uint64_t>(res));
+            else t.result = ok();
+        }
+        reaped += static_cast<std::size_t>(n);
+    }
+    for (std::size_t i = submitted; i < ts.size(); ++i) ts[i].result = transfer_sync(ts[i]);
+}
+
 }  // namespace
+
+void run_concurrently(std::span<Transfer> transfers) {
+    thread_local AioContext aio;
+    const aio_context_t ctx = transfers.size() > 1 ? aio.get() : 0;
+    if (!ctx) {
+        for (Transfer& t : transfers) t.result = transfer_sync(t);
+        return;
+    }
+    for (std::size_t at = 0; at < transfers.size(); at += AioContext::kDepth)
+        run_batch(ctx, transfers.subspan(at, std::min<std::size_t>(AioContext::kDepth, transfers.size() - at)));
+}
 
 Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off) {
     auto* p = static_cast<char*>(buf);

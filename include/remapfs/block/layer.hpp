@@ -13,6 +13,14 @@
 
 namespace remapfs::block {
 
+// One piece of a split request: `len` bytes at `off`, read into or written from `data`.
+struct IoRun {
+    std::byte* data = nullptr;  // not modified by writes
+    ByteCount len;
+    ByteOffset off;
+    Result<void> result = ok();
+};
+
 class BlockLayer {
 public:
     explicit BlockLayer(std::unique_ptr<BlockLayer> next = nullptr) : next_(std::move(next)) {}
@@ -23,6 +31,15 @@ public:
     virtual ByteCount size() const { return next_->size(); }
     virtual Result<void> pread(std::span<std::byte> buf, ByteOffset off) { return next_->pread(buf, off); }
     virtual Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) { return next_->pwrite(buf, off); }
+    // Independent transfers that may run concurrently: the runs a request is split into around
+    // remapped sectors. Each gets its own result, so a failure still names its sectors. By
+    // default one after another, through this layer's pread/pwrite.
+    virtual void pread_runs(std::span<IoRun> runs) {
+        for (IoRun& r : runs) r.result = pread({r.data, r.len.v}, r.off);
+    }
+    virtual void pwrite_runs(std::span<IoRun> runs) {
+        for (IoRun& r : runs) r.result = pwrite({r.data, r.len.v}, r.off);
+    }
     // Makes every acknowledged write durable.
     virtual Result<void> flush() { return next_->flush(); }
     // Afterwards the range reads as zeros.

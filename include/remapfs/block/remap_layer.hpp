@@ -48,6 +48,13 @@ private:
     remap::Snapshot settled_snapshot(Lba first, SectorCount n) const;
     // Whole sectors [first, first+n): runs through the fast path, failing runs sector by sector.
     Result<void> body(Io io, Lba first, SectorCount n, std::byte* data, const RunObserver* observer = nullptr);
+    // The fast path: every physical run of [first, first+n) in flight at once. False with the
+    // first failed run (request-relative sector index and count) for the slow path.
+    bool transfer_runs(Io io, const remap::Table& t, Lba first, SectorCount n, std::byte* data,
+                       std::uint64_t& fail_idx, std::uint64_t& fail_n);
+    // The same, one run at a time, timing each for the observer and slow-sector detection.
+    bool timed_reads(const remap::Table& t, Lba first, SectorCount n, std::byte* data, const RunObserver* observer,
+                     std::uint64_t& fail_idx, std::uint64_t& fail_n);
     Result<void> read_one(Lba lba, std::byte* out);
     Result<void> write_one(Lba lba, const std::byte* in);
     Result<void> patch_sector(const SectorSplit::Partial& p, const std::byte* data);  // data null: zeros

@@ -6,6 +6,7 @@
 #include "remapfs/units.hpp"
 
 #include <cstddef>
+#include <span>
 
 namespace remapfs::sys {
 
@@ -13,6 +14,20 @@ namespace remapfs::sys {
 Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off);
 Result<void> pwrite_full(int fd, const void* buf, ByteCount len, ByteOffset off);
 Result<void> fdatasync(int fd);
+
+// One transfer of a batch for run_concurrently().
+struct Transfer {
+    int fd = -1;
+    bool write = false;
+    void* buf = nullptr;
+    ByteCount len;
+    ByteOffset off;
+    Result<void> result = ok();
+};
+// Runs every transfer with all of them in flight at once (Linux native AIO, which is truly
+// asynchronous for O_DIRECT fds) and waits for all; each gets its own result. Falls back to one
+// after another where AIO is unavailable. Buffers must suit the fds (aligned for O_DIRECT).
+void run_concurrently(std::span<Transfer> transfers);
 Result<void> punch_hole(int fd, ByteOffset off, ByteCount len);
 
 }  // namespace remapfs::sys
