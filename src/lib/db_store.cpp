@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 #include <stdexcept>
@@ -85,6 +86,17 @@ std::vector<RemapRow> Store::remaps() {
         rows.push_back({Lba{static_cast<std::uint64_t>(u.get_int(0))}, SpareSlot{static_cast<std::uint64_t>(u.get_int(1))},
                         u.get_str(2), u.get_str(3), u.get_int(4)});
     return rows;
+}
+
+void Store::each_remap(const std::function<void(Lba, SpareSlot)>& f) {
+    Statement s(conn_, "SELECT lba, spare_slot FROM remap ORDER BY lba");
+    auto u = s.use();
+    while (u.next())
+        f(Lba{static_cast<std::uint64_t>(u.get_int(0))}, SpareSlot{static_cast<std::uint64_t>(u.get_int(1))});
+}
+
+std::uint64_t Store::remap_count() {
+    return static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM remap"));
 }
 
 AllocatorState Store::allocator() {
@@ -194,6 +206,25 @@ Result<void> Store::commit_pending(Lba lba, int err) noexcept {
                      "last_errno = excluded.last_errno");
         up.use()(i64(lba.v))(now)(now)(static_cast<std::int64_t>(err)).exec();
     });
+}
+
+void Store::commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reason) {
+    Transaction txn(conn_);
+    const auto slots = static_cast<std::uint64_t>(conn_.query_int("SELECT spare_slots FROM device WHERE id = 1"));
+    auto next = static_cast<std::uint64_t>(conn_.query_int("SELECT next_slot FROM allocator WHERE id = 1"));
+    if (lbas.size() > slots - std::min(next, slots))
+        throw std::runtime_error(fmt::format("database {}: {} remaps do not fit the {} free spare slots above {}",
+                                             path(), lbas.size(), slots - std::min(next, slots), next));
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
+    Statement clr(conn_, "DELETE FROM pending WHERE lba = ?");
+    for (Lba lba : lbas) {
+        ins.use()(i64(lba.v))(i64(next++))(reason)(now).exec();
+        clr.use()(i64(lba.v)).exec();
+    }
+    Statement adv(conn_, "UPDATE allocator SET next_slot = ? WHERE id = 1");
+    adv.use()(i64(next)).exec();
+    txn.commit();
 }
 
 health::ScanConfig Store::scan_config() {

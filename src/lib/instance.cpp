@@ -16,7 +16,6 @@
 #include <fmt/format.h>
 
 #include <cerrno>
-#include <map>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
@@ -296,22 +295,25 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     }
     in->geometry_ = layout.g;
 
-    std::map<std::uint64_t, remap::Entry> entries;
-    for (const db::RemapRow& r : in->store_->remaps()) {
-        if (!layout.g.contains(r.lba) || !layout.g.contains(r.slot))
+    // One pass over the remaps in lba order, with the (few) pending sectors merged in.
+    const std::vector<db::PendingRow> pending = in->store_->pending();
+    auto p = pending.begin();
+    remap::Table::Builder table;
+    auto add_pending_below = [&](std::uint64_t lba) {
+        for (; p != pending.end() && p->lba.v < lba; ++p)
+            if (layout.g.contains(p->lba)) table.add({p->lba, SpareSlot{0}, remap::Entry::State::none, true});
+    };
+    in->store_->each_remap([&](Lba lba, SpareSlot slot) {
+        if (!layout.g.contains(lba) || !layout.g.contains(slot))
             throw runtime_error(fmt::format("database {}: remap of sector {} to slot {} lies outside the device",
-                                            in->db_path_, r.lba.v, r.slot.v));
-        entries[r.lba.v] = {r.lba, r.slot, remap::Entry::State::active};
-    }
-    for (const db::PendingRow& p : in->store_->pending()) {
-        if (!layout.g.contains(p.lba)) continue;
-        auto [it, added] = entries.try_emplace(p.lba.v, remap::Entry{p.lba, SpareSlot{0}, remap::Entry::State::none});
-        it->second.pending = true;
-    }
-    std::vector<remap::Entry> sorted;
-    sorted.reserve(entries.size());
-    for (auto& [lba, e] : entries) sorted.push_back(e);
-    in->tables_.publish(remap::Table(std::move(sorted)), remap::TableHolder::Grace::skip);
+                                            in->db_path_, lba.v, slot.v));
+        add_pending_below(lba.v);
+        const bool is_pending = p != pending.end() && p->lba == lba;
+        if (is_pending) ++p;
+        table.add({lba, slot, remap::Entry::State::active, is_pending});
+    });
+    add_pending_below(UINT64_MAX);
+    in->tables_.publish(std::move(table).finish(), remap::TableHolder::Grace::skip);
 
     in->backing_fd_ = std::move(backing.fd);
     if (spare) in->spare_fd_ = std::move(spare->fd);

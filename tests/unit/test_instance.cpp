@@ -98,6 +98,31 @@ TEST_CASE("remaps survive a reopen and the label binds the database to its backi
     }
 }
 
+TEST_CASE("a reopen loads remaps and pending sectors into one table") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    {
+        auto in = Instance::open(opts(d));
+        REQUIRE(in->remapper().remap(Lba{10}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{20}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{30}, "manual"));
+        // Pending before, between and after the remaps, and on a remapped sector.
+        for (std::uint64_t lba : {2, 15, 20, 40}) (void)in->remapper().mark_pending(Lba{lba}, EIO);
+    }
+    auto in = Instance::open(opts(d));
+    remap::Snapshot t = in->tables().load();
+    std::vector<std::uint64_t> lbas;
+    for (const remap::Entry& e : t->all()) lbas.push_back(e.lba.v);
+    CHECK(lbas == std::vector<std::uint64_t>{2, 10, 15, 20, 30, 40});
+    CHECK(t->slots_used() == 3);
+    CHECK(t->pending() == 4);
+    CHECK(t->find(Lba{20})->remapped());
+    CHECK(t->find(Lba{20})->pending);
+    CHECK_FALSE(t->find(Lba{15})->remapped());
+    CHECK(t->find(Lba{15})->pending);
+    CHECK_FALSE(t->find(Lba{10})->pending);
+}
+
 TEST_CASE("bad backings are refused before anything is written") {
     test::TempDir d;
     SUBCASE("missing") {

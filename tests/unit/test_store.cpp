@@ -114,3 +114,32 @@ TEST_CASE("identity and remap rows round-trip") {
     CHECK(s.allocator().next_slot == 2);
     CHECK(s.connection().query_int("SELECT count(*) FROM remap_list") == 2);
 }
+
+TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consistent") {
+    test::TempDir d;
+    auto s = db::Store::open(d.file("b.db"), true, false);
+    db::DeviceIdentity id;
+    id.uuid = db::new_uuid();
+    id.backing_path = "/x";
+    id.backing_bytes = 1 << 20;
+    id.sector_size = 4096;
+    id.image_sectors = 200;
+    id.spare_offset = 200 * 4096;
+    id.spare_slots = 5;
+    s.bind(id);
+    REQUIRE(s.commit_remap(Lba{1}, SpareSlot{0}, false, "manual"));
+    REQUIRE(s.commit_pending(Lba{5}, EIO));
+    const std::vector<Lba> lbas{Lba{3}, Lba{5}, Lba{8}};
+    s.commit_remaps_bulk(lbas, "bench");
+    CHECK(s.allocator().next_slot == 4);
+    CHECK(s.remap_count() == 4);
+    CHECK(s.pending().empty());  // a remapped sector is no longer pending
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> rows;
+    s.each_remap([&](Lba lba, SpareSlot slot) { rows.emplace_back(lba.v, slot.v); });
+    CHECK(rows == std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 0}, {3, 1}, {5, 2}, {8, 3}});
+    // Two more do not fit the one slot left: refused, and nothing is written.
+    const std::vector<Lba> more{Lba{20}, Lba{21}};
+    CHECK_THROWS_WITH_AS(s.commit_remaps_bulk(more, "bench"), doctest::Contains("do not fit"), std::runtime_error);
+    CHECK(s.remap_count() == 4);
+    CHECK(s.allocator().next_slot == 4);
+}

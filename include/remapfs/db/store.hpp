@@ -9,7 +9,9 @@
 #include "remapfs/result.hpp"
 #include "remapfs/units.hpp"
 
+#include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,6 +63,10 @@ public:
     void bind(const DeviceIdentity& id);  // first use: writes the device row
 
     std::vector<RemapRow> remaps();
+    // What loading the table at startup needs: each remap's lba and slot in lba order, in one
+    // pass and without building a row per remap.
+    void each_remap(const std::function<void(Lba, SpareSlot)>& f);
+    std::uint64_t remap_count();
     AllocatorState allocator();
 
     std::vector<PendingRow> pending();
@@ -75,6 +81,10 @@ public:
     // A slot that was never used for a remap failed its first write.
     Result<void> commit_retire(SpareSlot slot, bool from_free_list, int err) noexcept;
     Result<void> commit_pending(Lba lba, int err) noexcept;
+    // Offline bulk load (benchmarks, imports): remaps each of lbas (none remapped yet) to the
+    // slots from next_slot on, in one transaction, so next_slot stays the count of slots handed
+    // out. Not for a store a running Remapper uses: its allocator state would go stale. Throws.
+    void commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reason);
 
     health::ScanConfig scan_config();
     void save_scan_config(const health::ScanConfig& c);
