@@ -192,15 +192,17 @@ void print_scan_status(const json& st) {
     } else {
         std::cout << fmt::format("progress:         {:.1f}%\n", pct);
     }
-    std::cout << fmt::format("pass:             {} (position {} of {})\n", st.value("pass", 0), st.value("position", 0),
-                             st.value("positions", 0));
+    // Positions count sectors: 2^32 of them is only 16 TiB of 4 KiB sectors (2 TiB of 512 B).
+    constexpr std::uint64_t zero = 0;
+    std::cout << fmt::format("pass:             {} (position {} of {})\n", st.value("pass", zero),
+                             st.value("position", zero), st.value("positions", zero));
     if (st.contains("eta_s")) std::cout << fmt::format("eta:              {}\n", duration(st["eta_s"].get<std::int64_t>()));
     if (st.value("rate_bytes_per_s", 0.0) > 0)
         std::cout << fmt::format("rate:             {:.1f} MB/s\n", st["rate_bytes_per_s"].get<double>() / 1e6);
     if (st.contains("next_pass_at"))
         std::cout << fmt::format("next pass:        {}\n", fmt_time(st["next_pass_at"].get<std::int64_t>()));
-    std::cout << fmt::format("total scans:      {}\n", st.value("total_scans", 0));
-    std::cout << fmt::format("warnings issued:  {}\n", st.value("warnings_issued", 0));
+    std::cout << fmt::format("total scans:      {}\n", st.value("total_scans", zero));
+    std::cout << fmt::format("warnings issued:  {}\n", st.value("warnings_issued", zero));
     if (st.contains("pass_errors"))
         std::cout << fmt::format("this pass:        {} unreadable sectors, {} reads over 50 ms\n",
                                  st["pass_errors"].get<std::uint64_t>(), st["pass_slow_reads"].get<std::uint64_t>());

@@ -57,7 +57,7 @@ remap::SpareUsage usage_from_store(db::Store& s) {
     auto id = s.identity();
     remap::SpareUsage u;
     u.total = id ? id->spare_slots : 0;
-    u.used = s.remaps().size();
+    u.used = s.remap_count();
     u.retired = s.allocator().retired;
     u.pending = s.pending().size();
     return u;
@@ -156,7 +156,13 @@ json health_report(db::Store& s, const db::DeviceIdentity& id) {
     const std::int64_t pass = c.query_int("SELECT coalesce(max(pass), 0) FROM region_pass");
     db::Statement q(c, "SELECT region, b0, b1, b2, b3, b4, b5, b6, b7, errors, sum_us, max_us FROM region_pass "
                        "WHERE pass = ?");
-    std::vector<health::RegionStats> regions;
+    // One pass may have a row for every region (131072 for 16 TiB): stream them, keeping the
+    // sum, the minimum and the ten worst, rather than loading and sorting them all.
+    constexpr std::size_t kWorst = 10;
+    std::vector<std::pair<int, health::RegionStats>> worst_rows;  // (score, row), best last
+    std::uint64_t scanned = 0;
+    double sum = 0;
+    int min_score = 1000;
     {
         auto u = q.use();
         u(pass);
@@ -168,22 +174,21 @@ json health_report(db::Store& s, const db::DeviceIdentity& id) {
             r.errors = static_cast<std::uint64_t>(u.get_int(9));
             r.sum_us = static_cast<std::uint64_t>(u.get_int(10));
             r.max_us = static_cast<std::uint64_t>(u.get_int(11));
-            regions.push_back(r);
+            const int score = health::region_score(r);
+            ++scanned;
+            sum += score;
+            min_score = std::min(min_score, score);
+            if (worst_rows.size() == kWorst && score >= worst_rows.back().first) continue;
+            auto at = std::upper_bound(worst_rows.begin(), worst_rows.end(), score,
+                                       [](int sc, const auto& e) { return sc < e.first; });
+            worst_rows.insert(at, {score, r});
+            if (worst_rows.size() > kWorst) worst_rows.pop_back();
         }
-    }
-    std::sort(regions.begin(), regions.end(),
-              [](const auto& a, const auto& b) { return health::region_score(a) < health::region_score(b); });
-    double sum = 0;
-    int min_score = 1000;
-    for (const auto& r : regions) {
-        sum += health::region_score(r);
-        min_score = std::min(min_score, health::region_score(r));
     }
     const health::ScanConfig cfg = s.scan_config();
     json worst = json::array();
-    for (std::size_t i = 0; i < regions.size() && i < 10; ++i) {
-        const auto& r = regions[i];
-        const int score = health::region_score(r);
+    for (std::size_t i = 0; i < worst_rows.size(); ++i) {
+        const auto& [score, r] = worst_rows[i];
         if (score >= 1000 && i > 0) break;
         worst.push_back({{"region", r.region},
                          {"first_byte", r.region * health::kRegionBytes},
@@ -203,12 +208,12 @@ json health_report(db::Store& s, const db::DeviceIdentity& id) {
         u(day_ago);
         while (u.next()) events[u.get_str(0)] = u.get_int(1);
     }
-    const int device_score = regions.empty() ? 1000 : static_cast<int>(sum / static_cast<double>(regions.size()));
+    const int device_score = scanned == 0 ? 1000 : static_cast<int>(sum / static_cast<double>(scanned));
     return {{"device_score", device_score},
-            {"worst_region_score", regions.empty() ? 1000 : min_score},
+            {"worst_region_score", scanned == 0 ? 1000 : min_score},
             {"health_threshold", cfg.health_threshold},
             {"pass", pass},
-            {"regions_scanned", regions.size()},
+            {"regions_scanned", scanned},
             {"regions_total", (id.image_sectors * id.sector_size + health::kRegionBytes - 1) / health::kRegionBytes},
             {"worst_regions", worst},
             {"events_last_24h", events},

@@ -14,6 +14,13 @@ constexpr std::int64_t kDownsampleEvery = 3600;
 
 std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }
 
+template <class Item>
+std::size_t regions_in(const Item& it) {
+    if (std::holds_alternative<RegionStats>(it)) return 1;
+    if (auto* c = std::get_if<HistoryWriter::Checkpoint>(&it)) return c->regions.size();
+    return 0;
+}
+
 // The counters every tier carries (kAddCols adds them up on conflict).
 const char* kBucketCols = "b0, b1, b2, b3, b4, b5, b6, b7, sectors";
 const char* kSumCols = "sum(b0), sum(b1), sum(b2), sum(b3), sum(b4), sum(b5), sum(b6), sum(b7), sum(sectors)";
@@ -73,6 +80,7 @@ void HistoryWriter::push(Item it) {
             ++dropped_;
             return;
         }
+        queued_regions_ += regions_in(it);
         queue_.push_back(std::move(it));
     }
     cv_.notify_one();
@@ -83,6 +91,12 @@ void HistoryWriter::region(const RegionStats& r) { push(r); }
 void HistoryWriter::checkpoint(const ScanCheckpoint& c) { push(c); }
 void HistoryWriter::pass(const PassRecord& p) { push(p); }
 void HistoryWriter::checkpoint(Checkpoint c) { push(std::move(c)); }
+
+std::size_t HistoryWriter::backlog_regions() const {
+    if (!threaded_.load(std::memory_order_relaxed)) return 0;
+    std::lock_guard lock(mutex_);
+    return queued_regions_;
+}
 
 std::uint64_t HistoryWriter::dropped() const {
     std::lock_guard lock(mutex_);
@@ -157,6 +171,7 @@ void HistoryWriter::flush() {
             const std::size_t n = std::min(kBatch, queue_.size());
             batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
             queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+            for (const Item& it : batch) queued_regions_ -= regions_in(it);
         }
         try {
             write_batch(batch);
@@ -209,13 +224,15 @@ void HistoryWriter::run(std::stop_token st) {
         {
             std::unique_lock lock(mutex_);
             // Batch: wake at most once a second unless a lot is waiting.
-            cv_.wait_for(lock, st, std::chrono::seconds(1), [&] { return queue_.size() >= kBatch; });
+            cv_.wait_for(lock, st, std::chrono::seconds(1),
+                         [&] { return queue_.size() >= kBatch || queued_regions_ >= kBatch; });
         }
         flush();
     }
 }
 
 void HistoryWriter::start() {
+    threaded_.store(true, std::memory_order_relaxed);
     thread_ = std::jthread([this](std::stop_token st) { run(st); });
 }
 

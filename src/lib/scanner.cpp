@@ -54,12 +54,16 @@ void SecondReader::wait() {
     cv_.wait(lock, [&] { return !busy_; });
 }
 
-int region_score(const RegionStats& r) {
-    const double reads = static_cast<double>(std::max<std::uint64_t>(1, r.reads()));
-    const double very_slow = static_cast<double>(r.buckets[7]) / reads;                  // >= 50 ms
-    const double slow = static_cast<double>(r.buckets[5] + r.buckets[6]) / reads;        // 16.7-50 ms
-    double score = 1000.0 - 250.0 * static_cast<double>(r.errors) - 1000.0 * very_slow - 500.0 * slow;
+int region_score(std::uint64_t reads, std::uint64_t errors, std::uint64_t slow, std::uint64_t very_slow) {
+    const double n = static_cast<double>(std::max<std::uint64_t>(1, reads));
+    double score = 1000.0 - 250.0 * static_cast<double>(errors) - 1000.0 * static_cast<double>(very_slow) / n -
+                   500.0 * static_cast<double>(slow) / n;
     return static_cast<int>(std::clamp(score, 0.0, 1000.0));
+}
+
+int region_score(const RegionStats& r) {
+    // >= 50 ms is very slow, 16.7-50 ms slow.
+    return region_score(r.reads(), r.errors, r.buckets[5] + r.buckets[6], r.buckets[7]);
 }
 
 std::uint64_t ScanOrder::positions() const {
@@ -105,6 +109,7 @@ Scanner::Scanner(block::RemapLayer& layer, const Geometry& g, HistoryWriter& his
     // A pass that was under way when we stopped goes on where its checkpoint left it.
     in_pass_ = state_.pass_started != 0 && state_.cursor < order.positions();
     if (in_pass_) {
+        pass_reads_.assign(regions(), 0);
         // What the pass found before the restart stays counted.
         pass_ = resume_pass.pass == state_.pass ? resume_pass : PassRecord{state_.pass, state_.pass_started, 0, 0, 0, 0, 0};
         pass_.finished = 0;
@@ -129,8 +134,8 @@ void Scanner::begin_pass(std::int64_t now_s) {
     pass_ = {state_.pass, now_s, 0, 0, 0, 0, 0};
     pass_started_us_ = clock_.now_us();
     pass_bytes_ = 0;
-    pass_regions_.clear();
-    warned_regions_.clear();
+    pass_reads_.assign(regions(), 0);
+    suspects_.clear();
     in_pass_ = true;
     start_requested_ = false;
     history_.checkpoint(HistoryWriter::Checkpoint{{}, pass_, state_});
@@ -152,19 +157,28 @@ void Scanner::checkpoint_locked(std::int64_t now_us) {
     for (auto& [region, r] : unflushed_) {
         r.t = now_s;
         c.regions.push_back(r);
-        // Health threshold: warn once per region and pass when its score drops below it.
-        const RegionStats& total = pass_regions_[region];
-        const int score = region_score(total);
-        if (score < static_cast<int>(config_.health_threshold) && warned_regions_.insert(region).second) {
+        // Health threshold: warn once per region and pass when its score drops below it. A
+        // region with no error and no slow read scores 1000, never below the threshold.
+        auto it = suspects_.find(region);
+        if (it == suspects_.end() || it->second.warned) continue;
+        Suspect& sus = it->second;
+        const std::uint64_t reads = region < pass_reads_.size() ? pass_reads_[region] : 0;
+        const int score = region_score(reads, sus.errors, sus.slow, sus.very_slow);
+        if (score < static_cast<int>(config_.health_threshold)) {
+            sus.warned = true;
             ++state_.warnings_issued;
             const std::uint64_t first = region * kRegionBytes;
             log::warning("health: region {} (image bytes {}..{}) scores {} in pass {}, below the threshold {}: {} "
                          "errors, {} of {} reads slower than 16.7 ms",
                          region, first, first + kRegionBytes - 1, score, pass_.pass, config_.health_threshold,
-                         total.errors, total.buckets[5] + total.buckets[6] + total.buckets[7], total.reads());
+                         sus.errors, sus.slow + sus.very_slow, reads);
         }
     }
     unflushed_.clear();
+    if (!in_pass_) {  // the pass is over: its per-region counts are in the history now
+        std::vector<std::uint32_t>().swap(pass_reads_);
+        std::unordered_map<std::uint64_t, Suspect>().swap(suspects_);
+    }
     c.pass = pass_;
     c.state = state_;
     history_.checkpoint(std::move(c));
@@ -176,16 +190,27 @@ void Scanner::observe(Lba first, SectorCount n, std::int64_t raw_us, bool ok, bo
     const std::int64_t us = normalised_us(raw_us, n.v * geometry_.sector_size.bytes());
     std::lock_guard lock(mutex_);
     const std::uint64_t region = first.v * geometry_.sector_size.bytes() / kRegionBytes;
-    for (auto* r : {&unflushed_[region], &pass_regions_[region]}) {
-        r->pass = pass_.pass;
-        r->region = region;
-        r->sectors += n.v;
-        if (ok) r->add(us);
-        else ++r->errors;
+    RegionStats& r = unflushed_[region];
+    r.pass = pass_.pass;
+    r.region = region;
+    r.sectors += n.v;
+    if (ok) r.add(us);
+    else ++r.errors;
+    if (ok && region < pass_reads_.size()) ++pass_reads_[region];
+    const int bucket = ok ? bucket_of(us) : -1;
+    if (!ok || bucket >= 5) {
+        Suspect& sus = suspects_[region];
+        if (!ok) ++sus.errors;
+        else if (bucket == kBuckets - 1) ++sus.very_slow;
+        else ++sus.slow;
     }
     if (!ok) pass_.errors += n.v;
     else if (bucket_of(us) == kBuckets - 1) ++pass_.slow;
     if (ok) pass_.max_us = std::max<std::uint64_t>(pass_.max_us, static_cast<std::uint64_t>(us));
+}
+
+std::size_t Scanner::regions() const {
+    return static_cast<std::size_t>((geometry_.image_bytes().v + kRegionBytes - 1) / kRegionBytes);
 }
 
 std::int64_t Scanner::step() {
@@ -207,6 +232,8 @@ std::int64_t Scanner::step() {
         }
         pos = state_.cursor;
     }
+    // Never outrun the history: its queue holds what the checkpoints have not yet written.
+    if (history_.backlog_regions() > kMaxHistoryBacklog) return 100'000;
     const SectorSize ss = geometry_.sector_size;
     const ScanOrder order{geometry_.image_sectors.v, kRegionBytes / ss.bytes(), kSegmentBytes / ss.bytes(),
                           cfg.staggered};
@@ -269,7 +296,8 @@ std::int64_t Scanner::step() {
     pass_.sectors += n;
     pass_bytes_ += n * ss.bytes();
     if (state_.cursor >= order.positions()) finish_pass(end_us / 1'000'000);
-    else if (end_us - last_checkpoint_us_ >= kCheckpointEveryUs) checkpoint_locked(end_us);
+    else if (end_us - last_checkpoint_us_ >= kCheckpointEveryUs || unflushed_.size() >= kMaxUnflushedRegions)
+        checkpoint_locked(end_us);
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "fixtures.hpp"
 #include "remapfs/health/history.hpp"
 #include "remapfs/health/scanner.hpp"
+#include "remapfs/block/null_backing.hpp"
 
 #include <set>
 
@@ -274,4 +275,53 @@ TEST_CASE("the documented views answer") {
     CHECK(q(st, "SELECT count(*) FROM region_latency") >= 1);
     CHECK(q(st, "SELECT count(*) FROM regions_getting_worse") == 0);
     CHECK(q(st, "SELECT count(*) FROM recent_sector_errors") == 0);
+}
+
+TEST_CASE("16 TiB in the staggered order: checkpoints stay small and the threshold still warns") {
+    // A new 128 MiB region every 1 MiB read: 131072 regions, more than one checkpoint may carry.
+    test::TempDir dir;
+    FakeClock clock;
+    const Geometry g{SectorSize(4096), SectorCount{(16ull << 40) / 4096}, SectorCount{64}};
+    auto inj = std::make_unique<block::FaultInjector>(std::make_unique<block::NullBacking>(g.physical_bytes()), g, clock);
+    block::FaultInjector& faults = *inj;
+    auto store = db::Store::open(dir.file("t.db"), true, false);
+    db::DeviceIdentity id;
+    id.uuid = "huge";
+    id.backing_path = "null";
+    id.backing_bytes = g.physical_bytes().v;
+    id.sector_size = 4096;
+    id.image_sectors = g.image_sectors.v;
+    id.spare_offset = g.image_bytes().v;
+    id.spare_slots = 64;
+    store.bind(id);
+    remap::TableHolder tables;
+    remap::Policy p;
+    p.read_retries = 0;
+    remap::Remapper remapper(store, tables, faults, g, store.allocator(), p, clock);
+    block::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
+    Activity activity(clock);
+    HistoryWriter history(dir.file("t.db"), clock);
+    ScanConfig cfg;
+    cfg.staggered = true;
+    cfg.health_threshold = 900;
+    Scanner scanner(layer, g, history, activity, clock, cfg, store.scan_state(), store.scan_pass(0),
+                    [&](const ScanConfig& c) { store.save_scan_config(c); }, true);
+    TeeSink tee(history, &scanner);
+    remapper.set_event_sink(&tee);
+    // Region 5000's first segment is read at step ~5000 (segment 0 of every region comes first).
+    const std::uint64_t bad = 5000ull * (kRegionBytes / 4096);
+    faults.add(block::FaultRule::from_json({{"sectors", std::to_string(bad)}, {"op", "read"}}));
+    // No clock advance: only the size cap can cause checkpoints after the first.
+    const int steps = 3 * static_cast<int>(kMaxUnflushedRegions) + 100;
+    for (int i = 0; i < steps; ++i) CHECK(scanner.step() == 0);
+    history.flush();
+    const std::int64_t rows = q(store, "SELECT count(*) FROM region_pass WHERE pass = 1");
+    CHECK(rows >= 3 * static_cast<std::int64_t>(kMaxUnflushedRegions));
+    CHECK(rows <= steps);
+    CHECK(q(store, "SELECT max(region) FROM region_pass WHERE pass = 1") >= 3 * static_cast<std::int64_t>(kMaxUnflushedRegions) - 1);
+    CHECK(q(store, "SELECT errors FROM region_pass WHERE pass = 1 AND region = 5000") == 1);
+    CHECK(q(store, "SELECT warnings_issued FROM scan_state") == 1);
+    CHECK(q(store, "SELECT count(*) FROM pending WHERE lba = " + std::to_string(bad)) == 1);
+    CHECK(scanner.status()["positions"].get<std::uint64_t>() == g.image_sectors.v);
+    remapper.set_event_sink(nullptr);
 }

@@ -12,6 +12,7 @@
 #include "remapfs/health/events.hpp"
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -91,6 +92,9 @@ public:
     void flush();  // writes everything queued now, on the caller's thread
     void downsample(std::int64_t now_s);
     std::uint64_t dropped() const;
+    // Region rows queued and not yet taken by the writer thread (0 without the thread: then
+    // whoever calls flush() decides when). The scanner waits while this is large.
+    std::size_t backlog_regions() const;
 
 private:
     using Item = std::variant<SectorEvent, RegionStats, ScanCheckpoint, PassRecord, Checkpoint>;
@@ -106,6 +110,8 @@ private:
     std::condition_variable_any cv_;
     std::deque<Item> queue_;
     std::uint64_t dropped_ = 0;
+    std::size_t queued_regions_ = 0;  // RegionStats in queue_, loose or in a Checkpoint
+    std::atomic<bool> threaded_{false};
     std::int64_t last_downsample_s_ = 0;
     std::jthread thread_;
 };

@@ -20,7 +20,8 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <set>
+#include <unordered_map>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -31,9 +32,17 @@ inline constexpr std::uint64_t kRegionBytes = 128ull << 20;  // history granular
 inline constexpr std::uint64_t kSegmentBytes = 1ull << 20;   // staggered order segment
 inline constexpr std::uint64_t kNeighbourhoodBytes = 10ull << 20;
 inline constexpr std::int64_t kCheckpointEveryUs = 5'000'000;
+// A checkpoint comes sooner once this many regions have rows waiting: the staggered order on a
+// fast (or sparse) backing touches a new region every 1 MiB, and a 16 TiB image has 131072
+// regions, so without a cap one checkpoint could carry the whole device.
+inline constexpr std::size_t kMaxUnflushedRegions = 4096;
+// The scanner waits while the history writer has more than this many region rows queued.
+inline constexpr std::size_t kMaxHistoryBacklog = 4 * kMaxUnflushedRegions;
 
 // 0..1000 from a region's reads in one pass: errors and slow reads cost.
 int region_score(const RegionStats& r);
+// The same from the counts alone: reads that succeeded, errors, reads of 16.7-50 ms, >= 50 ms.
+int region_score(std::uint64_t reads, std::uint64_t errors, std::uint64_t slow, std::uint64_t very_slow);
 
 // Scan order: position p (0..positions) to the LBA it reads, for sequential and staggered
 // (regions x segments) order. nullopt: p lies past the image in a partial last region.
@@ -95,6 +104,7 @@ private:
     void begin_pass(std::int64_t now_s);
     void finish_pass(std::int64_t now_s);
     void checkpoint_locked(std::int64_t now_us);
+    std::size_t regions() const;  // of the image, kRegionBytes each
     void observe(Lba first, SectorCount n, std::int64_t us, bool ok, bool in_pass);
     void run(std::stop_token st);
     void wake();
@@ -125,9 +135,16 @@ private:
     std::int64_t pass_started_us_ = 0;
     std::uint64_t pass_bytes_ = 0;
     std::uint64_t rescanned_ = 0;
-    std::map<std::uint64_t, RegionStats> unflushed_;     // since the last checkpoint
-    std::map<std::uint64_t, RegionStats> pass_regions_;  // this pass so far, for scores
-    std::set<std::uint64_t> warned_regions_;             // this pass
+    std::map<std::uint64_t, RegionStats> unflushed_;  // since the last checkpoint (<= kMaxUnflushedRegions)
+    // This pass so far, for the health threshold. Only a region with an error or a slow read can
+    // score below 1000, so only those keep counts; every region keeps just its read count (4
+    // bytes per 128 MiB region: 512 KiB for 16 TiB), which the score needs as the denominator.
+    struct Suspect {
+        std::uint64_t errors = 0, slow = 0, very_slow = 0;
+        bool warned = false;
+    };
+    std::vector<std::uint32_t> pass_reads_;               // by region
+    std::unordered_map<std::uint64_t, Suspect> suspects_;  // by region
     std::jthread thread_;
 };
 
