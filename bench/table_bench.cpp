@@ -91,9 +91,10 @@ struct Args {
     std::uint64_t remaps = 1'000'000;
     std::string dir = "/var/tmp";
     bool skip_open = false;
+    bool keep = false;  // leave backing, spare and database for timing the real daemon on them
 };
 
-constexpr const char* kUsage = "usage: remapfs-table-bench [--remaps N] [--dir DIR] [--skip-open]";
+constexpr const char* kUsage = "usage: remapfs-table-bench [--remaps N] [--dir DIR] [--skip-open] [--keep]";
 
 Args parse_args(int argc, char** argv) {
     Args a;
@@ -108,6 +109,7 @@ Args parse_args(int argc, char** argv) {
             std::puts("  --remaps N   table size and remaps in the database (default 1000000)\n"
                       "  --dir DIR    where the sparse backing, spare and database go (default /var/tmp)\n"
                       "  --skip-open  leave out the mount-to-ready part\n"
+                      "  --keep       keep backing.img, spare.img and remapfs.db (their directory is printed)\n"
                       "Exit status: 0 all targets met, 1 a target failed, 2 bad arguments or setup error.");
             std::exit(0);
         } else if (opt == "--remaps") {
@@ -123,6 +125,8 @@ Args parse_args(int argc, char** argv) {
             a.dir = value();
         } else if (opt == "--skip-open") {
             a.skip_open = true;
+        } else if (opt == "--keep") {
+            a.keep = true;
         } else {
             throw std::invalid_argument(fmt::format("unknown argument '{}' ({})", opt, kUsage));
         }
@@ -279,6 +283,7 @@ void evict(const std::string& path) {
 struct TempDir {
     std::string path;
     std::vector<std::string> files;
+    bool keep = false;
     explicit TempDir(const std::string& parent) {
         std::string tmpl = parent + "/remapfs-table-bench.XXXXXX";
         if (!::mkdtemp(tmpl.data()))
@@ -290,6 +295,7 @@ struct TempDir {
         return files.back();
     }
     ~TempDir() {
+        if (keep) return;
         for (const std::string& f : files)
             for (const char* sfx : {"", "-wal", "-shm"}) ::unlink((f + sfx).c_str());
         ::rmdir(path.c_str());
@@ -299,6 +305,8 @@ struct TempDir {
 bool mount_to_ready(const Args& a) {
     const std::uint64_t n = a.remaps;
     TempDir dir(a.dir);
+    dir.keep = a.keep;
+    if (a.keep) fmt::print(stderr, "remapfs-table-bench: keeping {}\n", dir.path);
     InstanceOptions o;
     o.backing_path = dir.file("backing.img");
     o.spare_path = dir.file("spare.img");

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# perf-report.sh - build remapfs (release), benchmark it against the raw backing and the FUSE
+# peers with the shared bench.sh, again with 1 % of its sectors remapped, run the
+# micro-benchmarks, and write one report with the ratios of issue 6's targets.
+#
+# Usage: sudo bench/perf-report.sh [SIZE]        (SIZE of the backing file, default 2G)
+#
+# Environment (everything bench.sh understands is passed through: RUNTIME, RAMP, VIEWS, JOBS,
+# WORK, SEQ_QD ...), plus:
+#   BENCH_SH=../shared/bench/bench.sh  (relative to the repository root)
+#   BUILD_DIR=build-bench               meson build dir (release)
+#   RESULTS_DIR=bench/results/perf-<stamp>   report.md + the small files, for committing
+#   TARGETS="raw pt qsd nbd"            bench.sh targets of the first run (remapfs is added)
+#   REMAPFS_OPTS=""                     extra -o options for remapfs (comma separated)
+#   ROUNDS=3                            rounds of (peers + remapfs, then remapfs-1pct); the report
+#                                       takes medians and counts the rounds each target was met in
+#   REMAPPED_PERCENT=1                  share of the image's sectors remapped in the second run
+#   SKIP_PEERS=1 / SKIP_REMAPPED=1 / SKIP_MICRO=1 / SKIP_SPARSE=1   leave a part out
+#
+# Layout: the spare area is a separate file ({WORK}/remapfs.spare), so that the image has exactly
+# the backing's size (bench.sh runs fio with --size=<backing size>). The first run starts every
+# mount from a fresh database. The second run ("remapfs-1pct") mounts a copy of a database and
+# spare prepared once with `remapctl remap` of 1 % of the sectors, spread over the image
+# (one random sector in every 100); it is cached in {WORK}/remapfs-1pct/ for the next run.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+BENCH_SH=${BENCH_SH:-../shared/bench/bench.sh}
+[[ $BENCH_SH == /* ]] || BENCH_SH=$REPO/$BENCH_SH
+BUILD_DIR=${BUILD_DIR:-build-bench}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$REPO/$BUILD_DIR
+STAMP=$(date +%Y%m%d-%H%M%S)
+SIZE=${1:-2G}
+export WORK=${WORK:-/tmp/peerbench}
+RESULTS_DIR=${RESULTS_DIR:-bench/results/perf-$STAMP}
+[[ $RESULTS_DIR == /* ]] || RESULTS_DIR=$REPO/$RESULTS_DIR
+PEER_TARGETS=${TARGETS:-raw pt qsd nbd}
+unset TARGETS
+REMAPFS_OPTS=${REMAPFS_OPTS:-}
+REMAPPED_PERCENT=${REMAPPED_PERCENT:-1}
+ROUNDS=${ROUNDS:-3}
+SPARE_SIZE=${SPARE_SIZE:-256M}
+
+die() { echo "perf-report.sh: $*" >&2; exit 1; }
+log() { echo "[$(date +%T)] perf-report: $*" >&2; }
+
+[[ $(id -u) -eq 0 ]] || die "must run as root (bench.sh needs losetup, drop_caches, FUSE)"
+[[ -x $BENCH_SH ]] || die "$BENCH_SH not found or not executable (set BENCH_SH=)"
+for tool in meson ninja fio jq losetup fusermount3 python3; do
+    command -v "$tool" >/dev/null || die "$tool missing (see ../shared/bench/README.md for apt-get install)"
+done
+[[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || die "ROUNDS=$ROUNDS is not a whole number from 1 to 20"
+[[ $REMAPPED_PERCENT =~ ^[0-9]+$ && $REMAPPED_PERCENT -ge 1 && $REMAPPED_PERCENT -le 50 ]] ||
+    die "REMAPPED_PERCENT=$REMAPPED_PERCENT is not a whole number from 1 to 50"
+
+# ---------------------------------------------------------------- build (release)
+if [[ ! -f $BUILD_DIR/build.ninja ]]; then
+    rm -rf "$BUILD_DIR"     # a half-configured dir from a failed setup
+    meson setup "$BUILD_DIR" --wrap-mode=nodownload -Dbuildtype=release
+fi
+ninja -C "$BUILD_DIR" >/dev/null
+REMAPFS=$BUILD_DIR/src/remapfs
+REMAPCTL=$BUILD_DIR/src/remapctl
+TABLE_BENCH=$BUILD_DIR/bench/remapfs-table-bench
+[[ -x $REMAPFS && -x $REMAPCTL ]] || die "$REMAPFS or $REMAPCTL was not built"
+
+mkdir -p "$WORK" "$RESULTS_DIR"
+RUNS1=()   # bench.sh result dirs with the peers, one per round
+RUNS2=()   # ... with remapfs-1pct
+MICRO=()
+EXTRA=()
+
+# Everything this script starts itself is stopped by PID / unmounted by path on exit.
+OWN_PID=""
+OWN_MNT=""
+cleanup() {
+    if [[ -n $OWN_MNT ]] && findmnt -rn -M "$OWN_MNT" >/dev/null 2>&1; then fusermount3 -u "$OWN_MNT" || fusermount3 -uz "$OWN_MNT" || true; fi
+    if [[ -n $OWN_PID ]] && kill -0 "$OWN_PID" 2>/dev/null; then
+        kill "$OWN_PID" 2>/dev/null || true
+        wait "$OWN_PID" 2>/dev/null || true
+    fi
+    OWN_PID="" OWN_MNT=""
+}
+trap cleanup EXIT INT TERM
+
+# start_remapfs BACKING MNT OPTS : remapfs -f in the background, wait until the image is served.
+start_remapfs() {
+    local backing=$1 mnt=$2 opts=$3 i
+    mkdir -p "$mnt"
+    "$REMAPFS" -f -o "$opts" "$backing" "$mnt" 2>>"$WORK/perf-report.daemon.log" &
+    OWN_PID=$! OWN_MNT=$mnt
+    for i in $(seq 1 300); do
+        [[ -e $mnt/disk.img ]] && findmnt -rn -M "$mnt" >/dev/null 2>&1 && return 0
+        kill -0 "$OWN_PID" 2>/dev/null || die "remapfs exited during start (see $WORK/perf-report.daemon.log)"
+        sleep 0.02
+    done
+    die "remapfs did not serve $mnt/disk.img within 6 s"
+}
+
+stop_remapfs() {
+    fusermount3 -u "$OWN_MNT"
+    wait "$OWN_PID" || die "remapfs exited with status $? at unmount"
+    OWN_PID="" OWN_MNT=""
+}
+
+mount_cmd() {   # mount_cmd SRC_DIR : bench.sh EXTRA_MOUNT_CMD that starts from SRC_DIR's db+spare (or fresh)
+    local src=$1 opts="db={WORK}/remapfs.db,spare={WORK}/remapfs.spare${REMAPFS_OPTS:+,$REMAPFS_OPTS}"
+    local c="rm -f {WORK}/remapfs.db {WORK}/remapfs.db-wal {WORK}/remapfs.db-shm {WORK}/remapfs.spare"
+    if [[ -n $src ]]; then
+        c+=" && cp $src/remapfs.db {WORK}/remapfs.db && cp --sparse=always $src/remapfs.spare {WORK}/remapfs.spare"
+    else
+        c+=" && truncate -s $SPARE_SIZE {WORK}/remapfs.spare"
+    fi
+    echo "$c && exec $REMAPFS -f -o $opts {BACKING} {MNT}"
+}
+
+run_bench() {   # run_bench NAME OUT TARGETS SRC_DIR
+    local name=$1 out=$2 targets=$3 src=$4 rc=0
+    log "bench.sh: $name (targets: $targets + $name) -> $out"
+    TARGETS=$targets EXTRA_NAME=$name EXTRA_MOUNT_CMD=$(mount_cmd "$src") EXTRA_FILE='{MNT}/disk.img' \
+        REPEAT=${REPEAT-raw.file} OUT=$out "$BENCH_SH" "$SIZE" || rc=$?
+    [[ -f $out/results.tsv ]] || die "bench.sh ($name, exit $rc) wrote no results.tsv in $out"
+    if awk -F'\t' -v n="$name" 'NR > 1 && index($1, n ".") == 1 && $8 != "0" { bad = 1 } END { exit !bad }' "$out/results.tsv"; then
+        log "WARNING: some $name jobs failed (err != 0); fio/daemon logs in $out/logs"
+    fi
+}
+
+# ---------------------------------------------------------------- 1 % remapped
+# Prepared once per backing (bench.sh reuses $WORK/src/backing.img): remap one random sector in
+# every 100/PERCENT through a live daemon, the way an operator would.
+# Sets PREP_DIR (no command substitution: the EXIT trap must see the daemon it starts).
+prepare_remapped() {
+    local dir=$WORK/remapfs-${REMAPPED_PERCENT}pct backing=$WORK/src/backing.img
+    PREP_DIR=$dir
+    local marker=$dir/prepared-for
+    local want="$(stat -c '%s %i' "$backing")"  # size and inode: bench.sh rewrites it in place
+    if [[ -f $marker && $(cat "$marker") == "$want" ]]; then
+        log "using the prepared ${REMAPPED_PERCENT} % remapped database in $dir"
+        return
+    fi
+    rm -rf "$dir"; mkdir -p "$dir"
+    truncate -s "$SPARE_SIZE" "$dir/remapfs.spare"
+    start_remapfs "$backing" "$WORK/mnt/remapfs-prep" "db=$dir/remapfs.db,spare=$dir/remapfs.spare,noscan"
+    local sectors
+    sectors=$("$REMAPCTL" --mount "$OWN_MNT" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["image_sectors"])')
+    local stride=$((100 / REMAPPED_PERCENT)) n=0 lba
+    log "remapping one random sector in every $stride of $sectors (takes a minute)"
+    for ((base = 0; base + stride <= sectors; base += stride)); do
+        lba=$((base + RANDOM % stride))
+        "$REMAPCTL" --mount "$OWN_MNT" remap "$lba" >/dev/null
+        n=$((n + 1))
+    done
+    "$REMAPCTL" --mount "$OWN_MNT" status >&2
+    stop_remapfs
+    echo "$want" > "$marker"
+    log "$n sectors remapped"
+}
+
+# ---------------------------------------------------------------- rounds
+# Each round: bench.sh with the peers and remapfs, then right after it remapfs-1pct alone, so the
+# two remapfs runs are minutes apart and the peers are measured in every round too.
+for ((round = 1; round <= ROUNDS; round++)); do
+    if [[ ${SKIP_PEERS:-0} != 1 ]]; then
+        run1=$WORK/results/perf-$STAMP-r$round-peers
+        run_bench remapfs "$run1" "$PEER_TARGETS" ""
+        RUNS1+=("$run1")
+    fi
+    if [[ ${SKIP_REMAPPED:-0} != 1 ]]; then
+        prepare_remapped   # once; needs the backing bench.sh made
+        run2=$WORK/results/perf-$STAMP-r$round-remapped
+        REPEAT="" run_bench "remapfs-${REMAPPED_PERCENT}pct" "$run2" extra "$PREP_DIR"
+        RUNS2+=("$run2")
+    fi
+done
+
+# ---------------------------------------------------------------- 3. micro-benchmarks
+if [[ ${SKIP_MICRO:-0} != 1 ]]; then
+    if [[ -x $TABLE_BENCH ]]; then
+        log "remap table micro-benchmark (1 M remaps)"
+        "$TABLE_BENCH" --dir "$WORK" --keep > "$RESULTS_DIR/table-bench.md" 2> "$WORK/table-bench.err" || true
+        MICRO+=("$RESULTS_DIR/table-bench.md")
+        kept=$(sed -n 's/^remapfs-table-bench: keeping //p' "$WORK/table-bench.err")
+        if [[ -n $kept && -f $kept/remapfs.db ]]; then
+            # The same database under the real daemon: exec to disk.img served, the first time
+            # with the page cache dropped.
+            log "daemon mount-to-ready with the 1 M remap database"
+            {
+                echo "## Daemon mount-to-ready with the 1 M remap database"
+                echo
+                echo "\`remapfs -f\` on the benchmark's sparse backing, spare and database, from exec until"
+                echo "\`disk.img\` is served (scanner on)."
+                echo
+                echo "| mount | page cache | remaps loaded | mount-to-ready s | VmRSS MiB | target |"
+                echo "|---|---|---|---|---|---|"
+                for i in 1 2 3; do
+                    cache=warm
+                    if [[ $i == 1 ]]; then sync; echo 3 > /proc/sys/vm/drop_caches; cache=cold; fi
+                    t0=$(date +%s%N)
+                    start_remapfs "$kept/backing.img" "$kept/mnt" "db=$kept/remapfs.db,spare=$kept/spare.img"
+                    t1=$(date +%s%N)
+                    remaps=$("$REMAPCTL" --mount "$OWN_MNT" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["remaps"])')
+                    rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$OWN_PID/status")
+                    stop_remapfs
+                    awk -v i="$i" -v c="$cache" -v n="$remaps" -v ns=$((t1 - t0)) -v r="$rss" 'BEGIN {
+                        printf "| %d | %s | %d | %.2f | %.1f | ≤ 2 s: %s |\n", i, c, n, ns / 1e9, r / 1024, ns <= 2e9 ? "PASS" : "FAIL" }'
+                done
+            } > "$RESULTS_DIR/daemon-ready.md"
+            MICRO+=("$RESULTS_DIR/daemon-ready.md")
+        fi
+        [[ -n $kept ]] && rm -rf "$kept"
+    else
+        log "WARNING: $TABLE_BENCH not built; no table micro-benchmark"
+    fi
+fi
+
+# ---------------------------------------------------------------- 4. huge sparse backing
+# Mount-to-ready and resident memory of a 16 TiB sparse backing next to the 2 GiB one: nothing
+# may cost memory or time in proportion to the device size.
+vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+measure_mount() {   # measure_mount BACKING LABEL -> one markdown row
+    local backing=$1 label=$2 dir t0 t1 rss hwm
+    dir=$(mktemp -d "$WORK/sparse.XXXXXX")
+    truncate -s 64M "$dir/spare"
+    t0=$(date +%s%N)
+    start_remapfs "$backing" "$dir/mnt" "db=$dir/db,spare=$dir/spare"
+    t1=$(date +%s%N)
+    # Touch the end of the image so the whole stack has served a request.
+    dd if="$OWN_MNT/disk.img" of=/dev/null bs=4096 count=1 iflag=direct \
+       skip=$(( $(stat -c %s "$OWN_MNT/disk.img") / 4096 - 1 )) status=none
+    sleep 2   # scanner and history threads up and running
+    rss=$(vm_kib "$OWN_PID" VmRSS) hwm=$(vm_kib "$OWN_PID" VmHWM)
+    stop_remapfs
+    rm -rf "$dir"
+    awk -v l="$label" -v s="$(numfmt --to=iec "$(stat -c %s "$backing")")" -v ns=$((t1 - t0)) -v r="$rss" -v h="$hwm" \
+        'BEGIN { printf "| %s | %s | %.2f | %.1f | %.1f |\n", l, s, ns / 1e9, r / 1024, h / 1024 }'
+}
+if [[ ${SKIP_SPARSE:-0} != 1 ]]; then
+    log "16 TiB sparse backing"
+    big=$(mktemp -d "$WORK/huge.XXXXXX")
+    # ext4's largest file with 4 KiB blocks is 16 TiB - 4 KiB.
+    if truncate -s 16T "$big/backing.img" 2>/dev/null || truncate -s $(( (16 << 40) - 4096 )) "$big/backing.img"; then
+        small=$(mktemp -d "$WORK/small.XXXXXX"); truncate -s "$SIZE" "$small/backing.img"
+        {
+            echo "## Huge sparse backing: mount-to-ready and memory"
+            echo
+            echo "Fresh database, spare on a separate 64 MiB file, scanner on; RSS 2 s after the first read of the last sector."
+            echo
+            echo "| backing | size | mount-to-ready s | VmRSS MiB | VmHWM MiB |"
+            echo "|---|---|---|---|---|"
+            measure_mount "$small/backing.img" "small (sparse)"
+            measure_mount "$big/backing.img" "huge (sparse)"
+        } > "$RESULTS_DIR/sparse.md"
+        rm -rf "$small"
+        EXTRA+=("$RESULTS_DIR/sparse.md")
+    else
+        log "WARNING: cannot create a 16 TiB sparse file in $WORK"
+    fi
+    rm -rf "$big"
+fi
+
+# ---------------------------------------------------------------- report
+[[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
+args=(--out "$RESULTS_DIR/report.md" --command "sudo ROUNDS=$ROUNDS bench/perf-report.sh $SIZE")
+for r in "${RUNS1[@]}"; do args+=(--peers "$r"); done
+for r in "${RUNS2[@]}"; do args+=(--remapped "$r"); done
+for m in "${MICRO[@]}"; do args+=(--micro "$m"); done
+for e in "${EXTRA[@]}"; do args+=(--extra "$e"); done
+for ((i = 0; i < ${#RUNS1[@]}; i++)); do
+    for f in results.tsv notes.tsv env.txt; do
+        [[ -f ${RUNS1[$i]}/$f ]] && cp "${RUNS1[$i]}/$f" "$RESULTS_DIR/r$((i + 1))-peers-$f"
+        [[ $i -lt ${#RUNS2[@]} && -f ${RUNS2[$i]}/$f ]] && cp "${RUNS2[$i]}/$f" "$RESULTS_DIR/r$((i + 1))-remapped-$f"
+    done
+done
+python3 "$REPO/bench/perf_report.py" "${args[@]}"
+log "full output (json, logs) in $WORK/results/perf-$STAMP-r*"
+echo "$RESULTS_DIR/report.md"

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Render bench/perf-report.sh's one report: issue 6's targets as ratios within one run.
+
+usage: perf_report.py --peers RUN1 [--peers RUN1b ...] [--remapped RUN2 ...] [--micro FILE]...
+                      [--extra FILE]... --out REPORT
+
+RUN1 is a bench.sh result directory with raw, the peers (pt, qsd, nbd) and remapfs; RUN2 one
+with remapfs-1pct (the same remapfs with 1 % of its sectors remapped), taken right after RUN1.
+Given several rounds (--peers/--remapped repeated, in the order they ran), every figure is the
+median over the rounds and the report says in how many rounds each target was met on its own:
+absolute numbers drift between runs on these shared machines, and one 4 s job is noisy.
+"""
+import statistics
+import argparse
+import csv
+import os
+import sys
+
+JOBS = ["rr4k_qd1", "rw4k_qd1", "rr4k_qd16", "rw4k_qd16", "sr1m", "sw1m"]
+PEERS = ["pt", "qsd", "nbd"]
+VIEWS = ["loopdio", "loopbuf", "file"]
+
+
+def load_rounds(dirs):
+    """{(label, job): [row per round, None where missing]} and the first round's notes."""
+    merged, notes = {}, {}
+    for i, d in enumerate(dirs):
+        rows, n = load(d)
+        if i == 0:
+            notes = n
+        for key, row in rows.items():
+            merged.setdefault(key, [None] * len(dirs))[i] = row
+    return merged, notes
+
+
+def median_value(rows, job):
+    """Median throughput over the rounds; None if any round failed or is missing."""
+    vals = [value(r, job) for r in rows] if rows else [None]
+    if any(v is None for v in vals):
+        return None
+    return statistics.median(vals)
+
+
+def peer_value(rows, job):
+    """A peer's median over the rounds where it worked (a peer failing is not our problem)."""
+    vals = [v for v in (value(r, job) for r in rows or []) if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def per_round(rows, job):
+    return [value(r, job) for r in rows] if rows else []
+
+
+def spread(rows, job):
+    vals = [v for v in per_round(rows, job) if v is not None]
+    if len(vals) < 2:
+        return ""
+    return f" ({fmt_value(min(vals), job)}–{fmt_value(max(vals), job)})"
+
+
+def load(run_dir):
+    path = os.path.join(run_dir, "results.tsv")
+    rows = {}
+    with open(path) as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            rows[(r["label"], r["job"])] = r
+    notes = {}
+    npath = os.path.join(run_dir, "notes.tsv")
+    if os.path.exists(npath):
+        with open(npath) as f:
+            for line in f:
+                label, _, text = line.rstrip("\n").partition("\t")
+                notes.setdefault(label, []).append(text)
+    return rows, notes
+
+
+def value(row, job):
+    """Throughput of a row (IOPS for 4k jobs, MB/s for 1M jobs); None if it failed or is missing."""
+    if row is None or row.get("err", "0") not in ("0", ""):
+        return None
+    try:
+        return float(row["mbps"] if job.startswith("s") else row["iops"])
+    except (KeyError, ValueError):
+        return None
+
+
+def fmt_value(v, job):
+    if v is None:
+        return "ERR/-"
+    if job.startswith("s"):
+        return f"{v:.0f} MB/s"
+    return f"{v / 1000:.1f}k"
+
+
+def verdict(ok):
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peers", action="append", required=True, help="bench.sh result dir with raw, peers and remapfs")
+    ap.add_argument("--remapped", action="append", default=[], help="bench.sh result dir with remapfs-1pct")
+    ap.add_argument("--micro", action="append", default=[], help="markdown file from a micro-benchmark")
+    ap.add_argument("--extra", action="append", default=[], help="more markdown to append")
+    ap.add_argument("--name", default="remapfs")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--command", default="", help="the command line that produced the report")
+    a = ap.parse_args()
+
+    rows, notes = load_rounds(a.peers)
+    n_rounds = len(a.peers)
+    me = a.name
+    out = []
+    w = out.append
+    w("# remapfs performance report (issue 6 targets)\n")
+    if a.command:
+        w(f"Command: `{a.command}`\n")
+    w(f"{n_rounds} round(s) of bench.sh, each with its own raw baseline and peers; every figure is the "
+      "median over the rounds (min–max in brackets), and \"rounds\" says in how many rounds the target "
+      "was met on that round's own numbers. Throughput: IOPS for 4k jobs, MB/s (10^6 B/s) for 1M jobs. "
+      "Absolute numbers drift between runs on this shared 2-vCPU VM; the full bench.sh report of each "
+      "round (p99 latency, daemon CPU) follows at the end.\n")
+
+    failures = 0
+    checks = 0
+
+    def count(ok):
+        nonlocal failures, checks
+        checks += 1
+        failures += not ok
+
+    def rounds_met(mine_rows, other_rows, job, factor, other_is_peer_list=None):
+        """How many rounds mine >= factor x other, on that round's own rows."""
+        met = 0
+        for i in range(n_rounds):
+            m = value(mine_rows[i], job) if mine_rows else None
+            if other_is_peer_list is not None:
+                vals = [value(r[i], job) for r in other_is_peer_list if r and value(r[i], job) is not None]
+                o = max(vals) if vals else None
+            else:
+                o = value(other_rows[i], job) if other_rows else None
+            met += m is not None and o is not None and m >= factor * o
+        return f"{met}/{n_rounds}"
+
+    # -- 1. loop views and file view against the best peer
+    w("## 1. remapfs vs the best FUSE peer\n")
+    w("pt = libfuse passthrough_ll, qsd = qemu-storage-daemon, nbd = nbdkit + nbdfuse. In the file view a "
+      "peer that refuses O_DIRECT ran buffered (through the page cache): shown, not compared.\n")
+    w("| view | job | remapfs | best peer | ratio | rounds | target ≥ 1.00 |")
+    w("|---|---|---|---|---|---|---|")
+    for view in VIEWS:
+        for job in JOBS:
+            mine_rows = rows.get((f"{me}.{view}", job))
+            if not mine_rows:
+                continue  # not run
+            mine = median_value(mine_rows, job)
+            best, best_name, skipped, compared = None, "-", [], []
+            for p in PEERS:
+                prow = rows.get((f"{p}.{view}", job))
+                v = peer_value(prow, job)
+                if v is None:
+                    continue
+                first = next(r for r in prow if r is not None)
+                if view == "file" and first.get("mode") != "direct":
+                    skipped.append(f"{p} buffered {fmt_value(v, job)}")
+                    continue
+                compared.append(prow)
+                if best is None or v > best:
+                    best, best_name = v, p
+            note = f"; {'; '.join(skipped)} not compared" if skipped else ""
+            if best is None:
+                w(f"| {view} | {job} | {fmt_value(mine, job)} | no peer ran{note} | - | - | n/a |")
+                continue
+            ok = mine is not None and mine >= best
+            count(ok)
+            ratio = f"{mine / best:.2f}" if mine else "-"
+            w(f"| {view} | {job} | {fmt_value(mine, job)}{spread(mine_rows, job)} | {best_name} {fmt_value(best, job)}"
+              f"{spread(rows.get((f'{best_name}.{view}', job)), job)}{note} | {ratio} | "
+              f"{rounds_met(mine_rows, None, job, 1.0, compared)} | {verdict(ok)} |")
+    w("")
+
+    # -- 2. sequential vs a loop device straight on the backing
+    w("## 2. Sequential throughput vs a loop device straight on the backing file\n")
+    w("The target names `raw.loopdio`; for the loopbuf view the same-view limit `raw.loopbuf` is shown too "
+      "(a buffered loop device on the raw file reads slower than `raw.loopdio` and writes into the page cache).\n")
+    w("| view | job | remapfs | vs | raw | ratio | rounds | target ≥ 0.85 |")
+    w("|---|---|---|---|---|---|---|---|")
+    for view in ["loopdio", "loopbuf"]:
+        for job in ["sr1m", "sw1m"]:
+            mine_rows = rows.get((f"{me}.{view}", job))
+            if not mine_rows:
+                continue
+            mine = median_value(mine_rows, job)
+            for raw_label in (["raw.loopdio"] if view == "loopdio" else ["raw.loopdio", "raw.loopbuf"]):
+                raw_rows = rows.get((raw_label, job))
+                raw = median_value(raw_rows, job)
+                if raw is None:
+                    w(f"| {view} | {job} | {fmt_value(mine, job)} | {raw_label} | not run | - | - | n/a |")
+                    continue
+                ok = mine is not None and mine >= 0.85 * raw
+                ratio = f"{mine / raw:.2f}" if mine else "-"
+                counted = raw_label == "raw.loopdio"
+                if counted:
+                    count(ok)
+                w(f"| {view} | {job} | {fmt_value(mine, job)} | {raw_label} | {fmt_value(raw, job)}{spread(raw_rows, job)} | "
+                  f"{ratio} | {rounds_met(mine_rows, raw_rows, job, 0.85)} | "
+                  f"{verdict(ok) if counted else ('(met)' if ok else '(not met)')} |")
+    w("")
+
+    # -- 3. O_DIRECT on the file view
+    w("## 3. O_DIRECT on the exposed file\n")
+    probe = [n for n in notes.get(f"{me}.file", []) if "O_DIRECT" in n]
+    ran = [(r, j) for j in JOBS for r in (rows.get((f"{me}.file", j)) or []) if r is not None]
+    all_direct = bool(ran) and all(r.get("mode") == "direct" and value(r, j) is not None for r, j in ran)
+    ok = bool(probe) and "read: works, write: works" in probe[0] and all_direct
+    count(ok)
+    w(f"- probe: {probe[0] if probe else 'no probe note'}; every file-view job of every round ran with "
+      f"direct=1 and without error: {'yes' if all_direct else 'no'} → {verdict(ok)}\n")
+
+    # -- 4. 1 % remapped
+    if a.remapped:
+        rrows, _ = load_rounds(a.remapped)
+        w("## 4. 1 % of the sectors remapped vs none remapped\n")
+        w("Each round's remapped run came right after that round's run with the peers.\n")
+        w("| view | job | none remapped | 1 % remapped | ratio | rounds | target ≥ 0.90 |")
+        w("|---|---|---|---|---|---|---|")
+        for view in VIEWS:
+            for job in JOBS:
+                base_rows = rows.get((f"{me}.{view}", job))
+                pct_rows = rrows.get((f"{me}-1pct.{view}", job))
+                if not base_rows and not pct_rows:
+                    continue
+                base = median_value(base_rows, job)
+                pct = median_value(pct_rows, job)
+                ok = base is not None and pct is not None and pct >= 0.9 * base
+                count(ok)
+                ratio = f"{pct / base:.2f}" if pct and base else "-"
+                met = rounds_met(pct_rows, base_rows, job, 0.9) if pct_rows and base_rows and \
+                    len(pct_rows) == len(base_rows) else "-"
+                w(f"| {view} | {job} | {fmt_value(base, job)}{spread(base_rows, job)} | "
+                  f"{fmt_value(pct, job)}{spread(pct_rows, job)} | {ratio} | {met} | {verdict(ok)} |")
+        w("")
+
+    # -- 5. micro-benchmarks and anything else
+    for path in a.micro + a.extra:
+        with open(path) as f:
+            text = f.read().strip()
+        w(text + "\n")
+        # Micro-benchmarks print one "PASS"/"FAIL" word per target in their tables.
+        if path in a.micro:
+            for line in text.splitlines():
+                if line.startswith("|") and ("PASS" in line or "FAIL" in line):
+                    count("FAIL" not in line)
+
+    w(f"## Summary: {checks - failures} of {checks} targets met (medians)\n")
+    for i, d in enumerate(a.peers):
+        report_md = os.path.join(d, "report.md")
+        if os.path.exists(report_md):
+            w(f"## bench.sh report, round {i + 1} (with the peers)\n")
+            with open(report_md) as f:
+                w(f.read())
+    for i, d in enumerate(a.remapped):
+        report_md = os.path.join(d, "report.md")
+        if os.path.exists(report_md):
+            w(f"## bench.sh report, round {i + 1} (1 % remapped)\n")
+            with open(report_md) as f:
+                w(f.read())
+
+    with open(a.out, "w") as f:
+        f.write("\n".join(out) + "\n")
+    print(f"{checks - failures} of {checks} targets met; report: {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
