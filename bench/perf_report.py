@@ -253,18 +253,13 @@ def main():
                     count("FAIL" not in line)
 
     w(f"## Summary: {checks - failures} of {checks} targets met (medians)\n")
-    for i, d in enumerate(a.peers):
-        report_md = os.path.join(d, "report.md")
-        if os.path.exists(report_md):
-            w(f"## bench.sh report, round {i + 1} (with the peers)\n")
-            with open(report_md) as f:
-                w(f.read())
-    for i, d in enumerate(a.remapped):
-        report_md = os.path.join(d, "report.md")
-        if os.path.exists(report_md):
-            w(f"## bench.sh report, round {i + 1} (1 % remapped)\n")
-            with open(report_md) as f:
-                w(f.read())
+    for dirs, what in ((a.peers, "with the peers"), (a.remapped, "1 % remapped")):
+        for i, d in enumerate(dirs):
+            report_md = os.path.join(d, "report.md")
+            if os.path.exists(report_md):
+                w(f"## bench.sh report, round {i + 1} ({what})\n")
+                with open(report_md) as f:
+                    w(f.read())
 
     with open(a.out, "w") as f:
         f.write("\n".join(out) + "\n")

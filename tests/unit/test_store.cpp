@@ -82,20 +82,29 @@ TEST_CASE("foreign, newer and non-SQLite databases are refused without being cha
     }
 }
 
+namespace {
+
+// 200 sectors of 4 KiB on a 1 MiB backing "/x", the spare right after them.
+db::DeviceIdentity small_identity(std::uint64_t spare_slots) {
+    db::DeviceIdentity id;
+    id.uuid = db::new_uuid();
+    id.backing_path = "/x";
+    id.backing_bytes = 1 << 20;
+    id.sector_size = 4096;
+    id.image_sectors = 200;
+    id.spare_offset = 200 * 4096;
+    id.spare_slots = spare_slots;
+    id.created = 123;
+    return id;
+}
+
+}  // namespace
+
 TEST_CASE("identity and remap rows round-trip") {
     test::TempDir d;
     {
         auto s = db::Store::open(d.file("i.db"), true, false);
-        db::DeviceIdentity id;
-        id.uuid = db::new_uuid();
-        id.backing_path = "/x";
-        id.backing_bytes = 1 << 20;
-        id.sector_size = 4096;
-        id.image_sectors = 200;
-        id.spare_offset = 200 * 4096;
-        id.spare_slots = 50;
-        id.created = 123;
-        s.bind(id);
+        s.bind(small_identity(50));
         REQUIRE(s.commit_remap(Lba{7}, SpareSlot{0}, false, "manual"));
         REQUIRE(s.commit_remap(Lba{9}, SpareSlot{1}, false, "manual"));
         // A sector can have only one slot and a slot only one sector.
@@ -118,15 +127,7 @@ TEST_CASE("identity and remap rows round-trip") {
 TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consistent") {
     test::TempDir d;
     auto s = db::Store::open(d.file("b.db"), true, false);
-    db::DeviceIdentity id;
-    id.uuid = db::new_uuid();
-    id.backing_path = "/x";
-    id.backing_bytes = 1 << 20;
-    id.sector_size = 4096;
-    id.image_sectors = 200;
-    id.spare_offset = 200 * 4096;
-    id.spare_slots = 5;
-    s.bind(id);
+    s.bind(small_identity(5));
     REQUIRE(s.commit_remap(Lba{1}, SpareSlot{0}, false, "manual"));
     REQUIRE(s.commit_pending(Lba{5}, EIO));
     const std::vector<Lba> lbas{Lba{3}, Lba{5}, Lba{8}};
