@@ -17,6 +17,7 @@
 #include "remapfs/health/scanner.hpp"
 #include "remapfs/instance.hpp"
 #include "remapfs/log.hpp"
+#include "remapfs/parse.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,12 +41,22 @@ int run(int argc, char** argv) {
     std::uint64_t size = 2ull << 40;
     int days = 365;
     std::string db_path = "/var/tmp/remapfs-sim.db";
-    for (int i = 1; i + 1 < argc; i += 2) {
-        std::string a = argv[i];
-        if (a == "--size") size = parse_size(argv[i + 1]);
-        else if (a == "--days") days = std::stoi(argv[i + 1]);
-        else if (a == "--db") db_path = argv[i + 1];
-        else throw std::invalid_argument("usage: remapfs-sim [--size 2T] [--days 365] [--db PATH]");
+    constexpr const char* kUsage = "usage: remapfs-sim [--size 2T] [--days 365] [--db PATH]";
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            std::printf("%s\n  --size SIZE  image size with K/M/G/T (default 2T)\n"
+                        "  --days N     simulated days of daily scans (default 365)\n"
+                        "  --db PATH    history database to write (default /var/tmp/remapfs-sim.db)\n",
+                        kUsage);
+            return 0;
+        }
+        if (i + 1 >= argc) throw std::invalid_argument(fmt::format("{} needs a value ({})", a, kUsage));
+        const std::string v = argv[++i];
+        if (a == "--size") size = parse_size(v);
+        else if (a == "--days") days = static_cast<int>(parse_uint("--days", v, 1, 3650));
+        else if (a == "--db") db_path = v;
+        else throw std::invalid_argument(fmt::format("unknown argument '{}' ({})", a, kUsage));
     }
     log::set_level(log::Level::error);
     for (const char* sfx : {"", "-wal", "-shm"}) ::unlink((db_path + sfx).c_str());
