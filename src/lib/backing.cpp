@@ -52,27 +52,18 @@ const Extent& Backing::extent_for(ByteOffset off, [[maybe_unused]] ByteCount len
     return spare_;
 }
 
+// Single transfers are a batch of one: the same extent lookup and bounce for O_DIRECT.
 Result<void> Backing::pread(std::span<std::byte> buf, ByteOffset off) {
-    const ByteCount len{buf.size()};
-    const Extent& e = extent_for(off, len);
-    const ByteOffset file_off{e.file_offset.v + (off.v - e.phys_begin.v)};
-    if (!direct_ || aligned(buf.data())) return sys::pread_full(e.fd, buf.data(), len, file_off);
-    std::byte* tmp = bounce_buffer(buf.size());
-    if (!tmp) return Errno{ENOMEM};
-    REMAPFS_TRY(sys::pread_full(e.fd, tmp, len, file_off));
-    std::memcpy(buf.data(), tmp, buf.size());
-    return ok();
+    IoRun run{buf.data(), ByteCount{buf.size()}, off, ok()};
+    transfer_runs({&run, 1}, false);
+    return run.result;
 }
 
 Result<void> Backing::pwrite(std::span<const std::byte> buf, ByteOffset off) {
-    const ByteCount len{buf.size()};
-    const Extent& e = extent_for(off, len);
-    const ByteOffset file_off{e.file_offset.v + (off.v - e.phys_begin.v)};
-    if (!direct_ || aligned(buf.data())) return sys::pwrite_full(e.fd, buf.data(), len, file_off);
-    std::byte* tmp = bounce_buffer(buf.size());
-    if (!tmp) return Errno{ENOMEM};
-    std::memcpy(tmp, buf.data(), buf.size());
-    return sys::pwrite_full(e.fd, tmp, len, file_off);
+    // transfer_runs only reads from `data` on writes.
+    IoRun run{const_cast<std::byte*>(buf.data()), ByteCount{buf.size()}, off, ok()};
+    transfer_runs({&run, 1}, true);
+    return run.result;
 }
 
 void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
