@@ -91,6 +91,8 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             if (need_value()) o.instance.policy.slow_count = parse_bounded(key, value, 1, 1'000'000);
         } else if (key == "writeback_cache") {
             if (need_value()) o.writeback_cache = parse_bool(key, value);
+        } else if (key == "direct_bypass") {
+            if (need_value()) o.direct_bypass = parse_bool(key, value);
         } else if (key == "readahead_kb") {
             if (need_value()) o.readahead_kib = parse_bounded(key, value, 0, 65536);
         } else if (key == "noscan" && !has_value) {
@@ -137,6 +139,7 @@ std::string usage(const char* argv0) {
         "  -o slow_ms=N            a read slower than this is slow (default 0 = off)\n"
         "  -o slow_count=N         slow reads before a sector is moved (default 3)\n"
         "  -o writeback_cache=on|off  kernel page cache for buffered writes, flushed by fsync (default on)\n"
+        "  -o direct_bypass=on|off  O_DIRECT openers (losetup --direct-io=on) bypass the kernel page cache (default on)\n"
         "  -o readahead_kb=N       kernel readahead for buffered readers of the image (default 1024)\n"
         "  -o noscan               no background scanner thread (see remapctl scan for its knobs)\n"
         "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"

@@ -22,8 +22,9 @@ struct Options {
     bool debug = false;
     bool single_thread = false;
     bool allow_other = false;
-    bool writeback_cache = true;
-    std::uint32_t readahead_kib = 1024;  // -o readahead_kb=N for the mount's bdi  // -o writeback_cache=off: buffered writes go through one by one
+    bool writeback_cache = true;         // -o writeback_cache=off: buffered writes go through one by one
+    bool direct_bypass = true;           // -o direct_bypass=off: O_DIRECT opens use the kernel's cached path
+    std::uint32_t readahead_kib = 1024;  // -o readahead_kb=N for the mount's bdi
     bool scanner = true;  // -o noscan: no scanner thread at all (benchmarks)
     bool fake = false;       // mount -f: do everything but mount
     bool show_help = false;

@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include <fuse_lowlevel.h>
 
+#include "fuse/handle_modes.hpp"
 #include "remapfs/instance.hpp"
 
 #include <cstdint>
@@ -32,6 +33,7 @@ struct FsContext {
     gid_t gid = 0;
     struct timespec mount_time {};
     std::once_flag readahead_set;
+    HandleModes handles;
 
     struct stat attr(fuse_ino_t ino) const;
 };

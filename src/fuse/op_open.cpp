@@ -11,14 +11,17 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
         if (ino == kRootIno) return reply_err(req, EISDIR);
         if (ino != kImageIno) return reply_err(req, ENOENT);
         if ((fi->flags & O_ACCMODE) != O_RDONLY && fs(req).read_only) return reply_err(req, EROFS);
-        // O_DIRECT opens (losetup --direct-io=on) are served by the kernel's FUSE direct I/O
-        // path; every request reaches us unaligned or not, and the backing layer bounces it
-        // into an aligned buffer when the backing itself is O_DIRECT. Only we change the image,
-        // so buffered openers may keep their page cache across opens.
-        fi->keep_cache = 1;
+        // Requests reach us aligned or not; the backing layer bounces unaligned ones into an
+        // aligned buffer when the backing itself is O_DIRECT. Only we change the image, so
+        // cached openers keep their pages across opens unless a bypassing writer came between
+        // (handle_modes.hpp).
         FsContext& c = fs(req);
+        const HandleModes::Decision d = c.handles.open((fi->flags & O_DIRECT) != 0);
+        fi->direct_io = d.direct_io;
+        fi->keep_cache = d.keep_cache;
+        fi->fh = d.direct_io;  // release() needs to know which count to drop
         std::call_once(c.readahead_set, [&] { set_readahead(c.mountpoint, c.readahead_kib); });
-        fuse_reply_open(req, fi);
+        if (fuse_reply_open(req, fi) != 0) c.handles.release(d.direct_io, false);  // interrupted: no release follows
     });
 }
 

@@ -7,12 +7,18 @@
   writeback_cache=off: the same write past the end fails at write() itself (EFBIG)
   readahead_kb: the mount's /sys/class/bdi/<dev>/read_ahead_kb after the first open (1024 by
     default, the option's value otherwise)
+  O_DIRECT opens bypass the page cache (FOPEN_DIRECT_IO, seen as MAP_SHARED refused with ENODEV)
+    unless a cached handle is open, and every reader sees the last write whichever way it came:
+    a cached reader open during an O_DIRECT write, a buffered open during a bypassing one, and a
+    buffered open after one whose pages were cached before it (direct_bypass=off: never bypass)
 """
 
 import errno
+import mmap
 import os
 import random
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +50,72 @@ def write_past_end(image, size):
     return seen
 
 
+def bypasses_cache(fd):
+    """True if the kernel opened fd with FOPEN_DIRECT_IO: FUSE refuses MAP_SHARED on those."""
+    try:
+        mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ).close()
+        return False
+    except OSError as e:
+        if e.errno != errno.ENODEV:
+            raise
+        return True
+
+
+def direct_write(fd, data, off):
+    buf = mmap.mmap(-1, len(data))  # page-aligned, as O_DIRECT wants
+    buf.write(data)
+    check_eq(os.pwritev(fd, [buf], off), len(data), "O_DIRECT write length")
+    buf.close()
+
+
+def read_at(path, off, n=4096):
+    with open(path, "rb") as f:
+        f.seek(off)
+        return f.read(n)
+
+
+def check_direct_coherence(image, rng, bypass):
+    off = 9 * rt.MiB
+    blocks = [rng.randbytes(4096) for _ in range(3)]
+
+    log("--- an O_DIRECT write while a cached reader is open: the reader sees it")
+    a = os.open(image, os.O_RDONLY)
+    check_eq(len(os.pread(a, 4096, off)), 4096, "cached read")
+    b = os.open(image, os.O_RDWR | os.O_DIRECT)
+    check(not bypasses_cache(b), "an O_DIRECT open while a cached handle is open must not bypass")
+    direct_write(b, blocks[0], off)
+    check_eq(os.pread(a, 4096, off), blocks[0], "cached reader after the O_DIRECT write")
+    os.close(b)
+    os.close(a)
+
+    log(f"--- O_DIRECT alone: {'bypasses' if bypass else 'cached path'}; readers see every write")
+    check_eq(read_at(image, off), blocks[0], "buffered read (now cached)")
+    c = os.open(image, os.O_RDWR | os.O_DIRECT)
+    check_eq(bypasses_cache(c), bypass, "O_DIRECT open bypasses the page cache")
+    direct_write(c, blocks[1], off)
+    d = os.open(image, os.O_RDONLY)
+    check_eq(bypasses_cache(d), bypass, "buffered open during a bypassing one bypasses too")
+    check_eq(os.pread(d, 4096, off), blocks[1], "buffered reader open during the O_DIRECT write")
+    direct_write(c, blocks[2], off)
+    check_eq(os.pread(d, 4096, off), blocks[2], "the same reader after a second O_DIRECT write")
+    os.close(d)
+    os.close(c)
+    check_eq(read_at(image, off), blocks[2], "buffered open after the O_DIRECT writer closed")
+    # The kernel sends RELEASE after close() returns: give it a moment to arrive.
+    deadline = time.monotonic() + 5
+    while bypasses_cache_path(image) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    check(not bypasses_cache_path(image), "a buffered open alone uses the page cache")
+
+
+def bypasses_cache_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return bypasses_cache(fd)
+    finally:
+        os.close(fd)
+
+
 def body(ctx):
     rng = random.Random("page-cache")
     d = ctx.mkdir("wb")
@@ -65,6 +137,7 @@ def body(ctx):
         os.fsync(f.fileno())
     check_eq(rt.pread_file(backing, off, len(data)), data, "backing after fsync")
     check_eq(bdi_readahead(mnt), 1024, "read_ahead_kb (default)")
+    check_direct_coherence(dm.image, rng, bypass=True)
 
     log("--- buffered write past the end: reported, nothing grows")
     seen = write_past_end(dm.image, size)
@@ -73,10 +146,11 @@ def body(ctx):
           f"a buffered write past the end must fail at fsync or close, saw {seen}")
     dm.stop()
     check_eq(os.stat(backing).st_size, B, "backing size after the failed write")
-    dm = ctx.mount_fg(backing, mnt, f"db={d}/remap.db,spare={d}/spare.img,writeback_cache=off,readahead_kb=256")
+    dm = ctx.mount_fg(backing, mnt, f"db={d}/remap.db,spare={d}/spare.img,writeback_cache=off,readahead_kb=256,direct_bypass=off")
     check_eq(os.stat(dm.image).st_size, B, "disk.img size after remount")
     check_eq(rt.pread_file(dm.image, off, len(data)), data, "data after remount")
     check_eq(bdi_readahead(mnt), 256, "read_ahead_kb (readahead_kb=256)")
+    check_direct_coherence(dm.image, rng, bypass=False)
 
     log("--- writeback_cache=off: the write itself fails")
     fd = os.open(dm.image, os.O_WRONLY)
