@@ -93,6 +93,8 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             if (need_value()) o.writeback_cache = parse_bool(key, value);
         } else if (key == "direct_bypass") {
             if (need_value()) o.direct_bypass = parse_bool(key, value);
+        } else if (key == "max_dirty_percent") {
+            if (need_value()) o.max_dirty_percent = parse_bounded(key, value, 1, 100);
         } else if (key == "readahead_kb") {
             if (need_value()) o.readahead_kib = parse_bounded(key, value, 0, 65536);
         } else if (key == "noscan" && !has_value) {
@@ -140,6 +142,7 @@ std::string usage(const char* argv0) {
         "  -o slow_count=N         slow reads before a sector is moved (default 3)\n"
         "  -o writeback_cache=on|off  kernel page cache for buffered writes, flushed by fsync (default on)\n"
         "  -o direct_bypass=on|off  O_DIRECT openers (losetup --direct-io=on) bypass the kernel page cache (default on)\n"
+        "  -o max_dirty_percent=N  share of the kernel's dirty page limit buffered writers of the image may hold (default 5)\n"
         "  -o readahead_kb=N       kernel readahead for buffered readers of the image (default 1024)\n"
         "  -o noscan               no background scanner thread (see remapctl scan for its knobs)\n"
         "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"

@@ -27,7 +27,7 @@ std::string unescape(const std::string& s) {
 
 }  // namespace
 
-void set_readahead(const std::string& mountpoint, std::uint32_t kib) {
+void tune_bdi(const std::string& mountpoint, const BdiTuning& t) {
     // stat() on the mountpoint would be a FUSE request to ourselves: take the device number
     // from mountinfo instead (the last mount on that path wins).
     std::string dev;
@@ -38,15 +38,19 @@ void set_readahead(const std::string& mountpoint, std::uint32_t kib) {
         if (fields >> id >> parent >> majmin >> root >> point && unescape(point) == mountpoint) dev = majmin;
     }
     if (dev.empty()) {
-        log::warning("readahead: {} is not in /proc/self/mountinfo", mountpoint);
+        log::warning("bdi: {} is not in /proc/self/mountinfo", mountpoint);
         return;
     }
-    const std::string knob = fmt::format("/sys/class/bdi/{}/read_ahead_kb", dev);
-    std::ofstream f(knob);
-    f << kib << '\n';
-    f.close();
-    if (!f) log::warning("readahead: cannot set {} to {}", knob, kib);
-    else log::debug("readahead: {} = {} KiB", knob, kib);
+    auto write_knob = [&](const char* name, std::uint32_t value) {
+        const std::string knob = fmt::format("/sys/class/bdi/{}/{}", dev, name);
+        std::ofstream f(knob);
+        f << value << '\n';
+        f.close();
+        if (!f) log::warning("bdi: cannot set {} to {}", knob, value);
+        else log::debug("bdi: {} = {}", knob, value);
+    };
+    write_knob("read_ahead_kb", t.readahead_kib);
+    write_knob("max_ratio", t.max_dirty_percent);
 }
 
 }  // namespace remapfs::fuse_op

@@ -5,6 +5,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include <fuse_lowlevel.h>
 
+#include "fuse/bdi.hpp"
 #include "fuse/handle_modes.hpp"
 #include "remapfs/instance.hpp"
 
@@ -28,11 +29,11 @@ struct FsContext {
     // Buffered writers (a loop device with direct-io off, cp, dd without oflag=direct) write into
     // the kernel's page cache; the kernel sends them to us in batches and fsync waits for them.
     bool writeback_cache = true;
-    std::uint32_t readahead_kib = 1024;
+    BdiTuning bdi;
     uid_t uid = 0;
     gid_t gid = 0;
     struct timespec mount_time {};
-    std::once_flag readahead_set;
+    std::once_flag bdi_tuned;
     HandleModes handles;
 
     struct stat attr(fuse_ino_t ino) const;

@@ -20,7 +20,7 @@ void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
         fi->direct_io = d.direct_io;
         fi->keep_cache = d.keep_cache;
         fi->fh = d.direct_io;  // release() needs to know which count to drop
-        std::call_once(c.readahead_set, [&] { set_readahead(c.mountpoint, c.readahead_kib); });
+        std::call_once(c.bdi_tuned, [&] { tune_bdi(c.mountpoint, c.bdi); });
         if (fuse_reply_open(req, fi) != 0) c.handles.release(d.direct_io, false);  // interrupted: no release follows
     });
 }

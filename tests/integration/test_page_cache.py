@@ -5,8 +5,8 @@
     on the backing; a buffered write past the end of the image is never acknowledged as durable:
     fsync or close reports the error, and the backing and the next mount's image keep their size
   writeback_cache=off: the same write past the end fails at write() itself (EFBIG)
-  readahead_kb: the mount's /sys/class/bdi/<dev>/read_ahead_kb after the first open (1024 by
-    default, the option's value otherwise)
+  readahead_kb, max_dirty_percent: the mount's /sys/class/bdi/<dev>/read_ahead_kb and max_ratio
+    after the first open (1024 and 5 by default, the options' values otherwise; strict_limit stays)
   O_DIRECT opens bypass the page cache (FOPEN_DIRECT_IO, seen as MAP_SHARED refused with ENODEV)
     unless a cached handle is open, and every reader sees the last write whichever way it came:
     a cached reader open during an O_DIRECT write, a buffered open during a bypassing one, and a
@@ -28,9 +28,9 @@ from remaptest import check, check_eq, log  # noqa: E402
 B = 64 * rt.MiB
 
 
-def bdi_readahead(mnt):
+def bdi_knob(mnt, name):
     dev = os.stat(mnt).st_dev
-    with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb") as f:
+    with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/{name}") as f:
         return int(f.read())
 
 
@@ -136,7 +136,11 @@ def body(ctx):
         f.flush()
         os.fsync(f.fileno())
     check_eq(rt.pread_file(backing, off, len(data)), data, "backing after fsync")
-    check_eq(bdi_readahead(mnt), 1024, "read_ahead_kb (default)")
+    check_eq(bdi_knob(mnt, "read_ahead_kb"), 1024, "read_ahead_kb (default)")
+    check_eq(bdi_knob(mnt, "max_ratio"), 5, "max_ratio (default max_dirty_percent)")
+    dev = os.stat(mnt).st_dev
+    if os.path.exists(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/strict_limit"):  # kernel >= 6.2
+        check_eq(bdi_knob(mnt, "strict_limit"), 1, "strict_limit (the kernel's FUSE default, kept)")
     check_direct_coherence(dm.image, rng, bypass=True)
 
     log("--- buffered write past the end: reported, nothing grows")
@@ -146,10 +150,11 @@ def body(ctx):
           f"a buffered write past the end must fail at fsync or close, saw {seen}")
     dm.stop()
     check_eq(os.stat(backing).st_size, B, "backing size after the failed write")
-    dm = ctx.mount_fg(backing, mnt, f"db={d}/remap.db,spare={d}/spare.img,writeback_cache=off,readahead_kb=256,direct_bypass=off")
+    dm = ctx.mount_fg(backing, mnt, f"db={d}/remap.db,spare={d}/spare.img,writeback_cache=off,readahead_kb=256,direct_bypass=off,max_dirty_percent=2")
     check_eq(os.stat(dm.image).st_size, B, "disk.img size after remount")
     check_eq(rt.pread_file(dm.image, off, len(data)), data, "data after remount")
-    check_eq(bdi_readahead(mnt), 256, "read_ahead_kb (readahead_kb=256)")
+    check_eq(bdi_knob(mnt, "read_ahead_kb"), 256, "read_ahead_kb (readahead_kb=256)")
+    check_eq(bdi_knob(mnt, "max_ratio"), 2, "max_ratio (max_dirty_percent=2)")
     check_direct_coherence(dm.image, rng, bypass=False)
 
     log("--- writeback_cache=off: the write itself fails")
