@@ -124,6 +124,17 @@ def main():
     failures = 0
     checks = 0
 
+    # A remapfs that did not mount has no rows: say so up front, and count its jobs as failed below.
+    trouble = []
+    for d in a.peers + a.remapped:
+        for label, ns in load(d)[1].items():
+            trouble += [(os.path.basename(d.rstrip("/")), label, n) for n in ns if label.startswith(me) and "failed" in n]
+    if trouble:
+        w("**Runs that failed** (bench.sh notes):\n")
+        for run, label, n in trouble:
+            w(f"- {run}, {label}: {n}")
+        w("")
+
     def count(ok):
         nonlocal failures, checks
         checks += 1
@@ -152,7 +163,9 @@ def main():
         for job in JOBS:
             mine_rows = rows.get((f"{me}.{view}", job))
             if not mine_rows:
-                continue  # not run
+                count(False)
+                w(f"| {view} | {job} | did not run | - | - | - | **FAIL** |")
+                continue
             mine = median_value(mine_rows, job)
             best, best_name, skipped, compared = None, "-", [], []
             for p in PEERS:
@@ -189,6 +202,8 @@ def main():
         for job in ["sr1m", "sw1m"]:
             mine_rows = rows.get((f"{me}.{view}", job))
             if not mine_rows:
+                count(False)
+                w(f"| {view} | {job} | did not run | raw.loopdio | - | - | - | **FAIL** |")
                 continue
             mine = median_value(mine_rows, job)
             for raw_label in (["raw.loopdio"] if view == "loopdio" else ["raw.loopdio", "raw.loopbuf"]):
@@ -228,8 +243,6 @@ def main():
             for job in JOBS:
                 base_rows = rows.get((f"{me}.{view}", job))
                 pct_rows = rrows.get((f"{me}-1pct.{view}", job))
-                if not base_rows and not pct_rows:
-                    continue
                 base = median_value(base_rows, job)
                 pct = median_value(pct_rows, job)
                 ok = base is not None and pct is not None and pct >= 0.9 * base
