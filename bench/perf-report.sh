@@ -55,6 +55,9 @@ done
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || die "ROUNDS=$ROUNDS is not a whole number from 1 to 20"
 [[ $REMAPPED_PERCENT =~ ^[0-9]+$ && $REMAPPED_PERCENT -ge 1 && $REMAPPED_PERCENT -le 50 ]] ||
     die "REMAPPED_PERCENT=$REMAPPED_PERCENT is not a whole number from 1 to 50"
+# A remapfs left serving the benchmark's backing makes every remapfs mount of the run fail.
+busy=$(findmnt -rn -t fuse.remapfs -o SOURCE,TARGET | grep -F "remapfs:$WORK/src/backing.img " || true)
+[[ -z $busy ]] || die "a remapfs still serves the benchmark's backing ($busy): unmount it first"
 
 # ---------------------------------------------------------------- build (release)
 if [[ ! -f $BUILD_DIR/build.ninja ]]; then
