@@ -140,6 +140,10 @@ def main():
         checks += 1
         failures += not ok
 
+    def did_not_run(view, job, empty_cells):
+        count(False)
+        w(f"| {view} | {job} | did not run | {empty_cells} | **FAIL** |")
+
     def rounds_met(mine_rows, other_rows, job, factor, other_is_peer_list=None):
         """How many rounds mine >= factor x other, on that round's own rows."""
         met = 0
@@ -163,8 +167,7 @@ def main():
         for job in JOBS:
             mine_rows = rows.get((f"{me}.{view}", job))
             if not mine_rows:
-                count(False)
-                w(f"| {view} | {job} | did not run | - | - | - | **FAIL** |")
+                did_not_run(view, job, "- | - | -")
                 continue
             mine = median_value(mine_rows, job)
             best, best_name, skipped, compared = None, "-", [], []
@@ -202,8 +205,7 @@ def main():
         for job in ["sr1m", "sw1m"]:
             mine_rows = rows.get((f"{me}.{view}", job))
             if not mine_rows:
-                count(False)
-                w(f"| {view} | {job} | did not run | raw.loopdio | - | - | - | **FAIL** |")
+                did_not_run(view, job, "raw.loopdio | - | - | -")
                 continue
             mine = median_value(mine_rows, job)
             for raw_label in (["raw.loopdio"] if view == "loopdio" else ["raw.loopdio", "raw.loopbuf"]):
