@@ -101,7 +101,8 @@ private:
     std::unique_ptr<health::Scanner> scanner_;
 };
 
-// The control socket of a running instance, derived from the device id.
+// The control socket of a running instance, derived from the device id, in control_socket_dir().
+std::string control_socket_dir();
 std::string control_socket_path(const std::string& uuid);
 
 }  // namespace remapfs

@@ -9,9 +9,11 @@
 #include "remapfs/instance.hpp"
 #include "remapfs/log.hpp"
 #include "remapfs/parse.hpp"
+#include "remapfs/sys/mountinfo.hpp"
 #include "remapfs_config.h"
 
-#include <sys/xattr.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -23,6 +25,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <set>
@@ -63,13 +66,34 @@ std::uint64_t parse_number(const std::string& s, const char* what) {
     }
 }
 
+// The database of the daemon serving mountpoint MNT. The mount carries no attributes
+// (src/fuse/ops_table.cpp says why), so each live control socket is asked for its mountpoint;
+// the device number names a mount whatever path reaches it.
 std::string db_from_mount(const std::string& mnt) {
-    char buf[4096];
-    ssize_t n = ::getxattr(mnt.c_str(), "user.remapfs.db", buf, sizeof buf);
-    if (n < 0)
-        throw std::runtime_error(fmt::format("{} is not a remapfs mount (no user.remapfs.db attribute: {})", mnt,
-                                             std::strerror(errno)));
-    return std::string(buf, static_cast<std::size_t>(n));
+    struct stat want {};
+    if (::stat(mnt.c_str(), &want) != 0) throw std::runtime_error(fmt::format("{}: {}", mnt, std::strerror(errno)));
+    const std::string dev = fmt::format("{}:{}", major(want.st_dev), minor(want.st_dev));
+    bool remapfs_mount = false;
+    for (const auto& m : remapfs::sys::read_mountinfo())
+        if (m.device == dev) remapfs_mount = m.fs_type == "fuse.remapfs";
+    if (!remapfs_mount || !S_ISDIR(want.st_mode))
+        throw std::runtime_error(fmt::format("{} is not a remapfs mount", mnt));
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(remapfs::control_socket_dir(), ec)) {
+        if (entry.path().extension() != ".sock") continue;
+        std::optional<json> r;
+        try {
+            r = remapfs::control::call(entry.path().string(), {{"cmd", "status"}});
+        } catch (const std::runtime_error&) {
+            continue;  // a daemon that is going away
+        }
+        if (!r || !r->value("ok", false)) continue;
+        const std::string point = r->value(json::json_pointer("/daemon/mountpoint"), std::string());
+        struct stat st {};
+        if (!point.empty() && ::stat(point.c_str(), &st) == 0 && st.st_dev == want.st_dev)
+            return r->value("db", std::string());
+    }
+    throw std::runtime_error(fmt::format("no remapfs daemon answering in {} serves {}", remapfs::control_socket_dir(), mnt));
 }
 
 // Read-write when we may: a read-only SQLite connection to a WAL database cannot clean up the

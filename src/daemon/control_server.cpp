@@ -19,7 +19,7 @@ namespace remapfs::daemon {
 
 ControlServer::ControlServer(Instance& in, DaemonInfo info) : in_(in), info_(std::move(info)) {
     path_ = control_socket_path(in.identity().uuid);
-    ::mkdir("/run/remapfs", 0700);
+    ::mkdir(control_socket_dir().c_str(), 0700);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path_.size() >= sizeof addr.sun_path) throw std::runtime_error("control socket path too long");

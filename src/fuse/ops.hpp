@@ -21,8 +21,6 @@ void fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) noe
 void fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi) noexcept;
 void statfs(fuse_req_t req, fuse_ino_t ino) noexcept;
 void fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info* fi) noexcept;
-void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept;
-void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept;
 
 const fuse_lowlevel_ops& operations();
 

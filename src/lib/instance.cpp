@@ -186,7 +186,8 @@ std::string default_db_path(const std::string& backing_path) {
     return real + ".remapfs.db";
 }
 
-std::string control_socket_path(const std::string& uuid) { return "/run/remapfs/" + uuid + ".sock"; }
+std::string control_socket_dir() { return "/run/remapfs"; }
+std::string control_socket_path(const std::string& uuid) { return control_socket_dir() + "/" + uuid + ".sock"; }
 
 std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     if (o.sector_size && !SectorSize::valid(*o.sector_size))

@@ -77,10 +77,9 @@ def one_round(ctx, dio):
     check_eq(int(app), rt.APPLICATION_ID, "pragma application_id")
     check_eq(rt.sqlite(db, "pragma journal_mode")[0][0], "wal", "journal_mode")
 
-    xuuid = os.getxattr(mnt, "user.remapfs.uuid").decode().rstrip("\0")
-    check_eq(xuuid, uuid, "xattr user.remapfs.uuid on the mount root")
-    xdb = os.getxattr(mnt, "user.remapfs.db").decode().rstrip("\0")
-    check_eq(os.path.realpath(xdb), os.path.realpath(db), "xattr user.remapfs.db on the mount root")
+    st = rt.remapctl_json("--mount", mnt, "status")
+    check_eq(st.get("uuid"), uuid, "remapctl --mount finds the device")
+    check_eq(os.path.realpath(st.get("db", "")), os.path.realpath(db), "remapctl --mount finds the database")
 
     loop = ctx.losetup(img, dio)
     check_eq(loop.sysfs("dio"), "1" if dio == "on" else "0", f"/sys/block/{os.path.basename(loop.dev)}/loop/dio")
