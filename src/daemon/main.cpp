@@ -93,7 +93,7 @@ int run(int argc, char** argv) {
         die(detacher, e.what());
     }
 
-    fuse_op::FsContext ctx{*instance, o.image_name, o.mountpoint, o.instance.read_only, o.writeback_cache, fuse_op::BdiTuning{o.readahead_kib, o.max_dirty_percent}, ::getuid(), ::getgid(), {}, {}, fuse_op::HandleModes{o.direct_bypass}};
+    fuse_op::FsContext ctx{*instance, o.image_name, o.mountpoint, o.instance.read_only, o.writeback_cache, o.bdi, ::getuid(), ::getgid(), {}, {}, fuse_op::HandleModes{o.direct_bypass}};
     ::clock_gettime(CLOCK_REALTIME, &ctx.mount_time);
 
     std::string mount_opts = fmt::format("fsname=remapfs:{},subtype=remapfs,default_permissions",

@@ -5,6 +5,7 @@
 // All problems are collected and reported together (mergerfs cfg.errs); parsing changes
 // nothing on disk.
 
+#include "fuse/bdi.hpp"
 #include "remapfs/instance.hpp"
 
 #include <cstdint>
@@ -24,8 +25,7 @@ struct Options {
     bool allow_other = false;
     bool writeback_cache = true;         // -o writeback_cache=off: buffered writes go through one by one
     bool direct_bypass = true;           // -o direct_bypass=off: O_DIRECT opens use the kernel's cached path
-    std::uint32_t readahead_kib = 1024;  // -o readahead_kb=N for the mount's bdi
-    std::uint32_t max_dirty_percent = 5; // -o max_dirty_percent=N of the kernel's dirty limit
+    fuse_op::BdiTuning bdi;              // -o readahead_kb=N, -o max_dirty_percent=N
     bool scanner = true;  // -o noscan: no scanner thread at all (benchmarks)
     bool fake = false;       // mount -f: do everything but mount
     bool show_help = false;
