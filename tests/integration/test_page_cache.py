@@ -137,7 +137,7 @@ def body(ctx):
         os.fsync(f.fileno())
     check_eq(rt.pread_file(backing, off, len(data)), data, "backing after fsync")
     check_eq(bdi_knob(mnt, "read_ahead_kb"), 4096, "read_ahead_kb (default)")
-    check_eq(bdi_knob(mnt, "max_ratio"), 20, "max_ratio (default max_dirty_percent)")
+    check_eq(bdi_knob(mnt, "max_ratio"), 5, "max_ratio (default max_dirty_percent)")
     dev = os.stat(mnt).st_dev
     if os.path.exists(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/strict_limit"):  # kernel >= 6.2
         check_eq(bdi_knob(mnt, "strict_limit"), 1, "strict_limit (the kernel's FUSE default, kept)")
