@@ -79,13 +79,15 @@ std::string db_from_mount(const std::string& mnt) {
     if (!remapfs_mount || !S_ISDIR(want.st_mode))
         throw std::runtime_error(fmt::format("{} is not a remapfs mount", mnt));
     std::error_code ec;
+    std::string unreachable;  // e.g. not root: the sockets are root-only
     for (const auto& entry : std::filesystem::directory_iterator(remapfs::control_socket_dir(), ec)) {
         if (entry.path().extension() != ".sock") continue;
         std::optional<json> r;
         try {
             r = remapfs::control::call(entry.path().string(), {{"cmd", "status"}});
-        } catch (const std::runtime_error&) {
-            continue;  // a daemon that is going away
+        } catch (const std::runtime_error& e) {
+            unreachable = e.what();  // or a daemon that is going away
+            continue;
         }
         if (!r || !r->value("ok", false)) continue;
         const std::string point = r->value(json::json_pointer("/daemon/mountpoint"), std::string());
@@ -93,7 +95,8 @@ std::string db_from_mount(const std::string& mnt) {
         if (!point.empty() && ::stat(point.c_str(), &st) == 0 && st.st_dev == want.st_dev)
             return r->value("db", std::string());
     }
-    throw std::runtime_error(fmt::format("no remapfs daemon answering in {} serves {}", remapfs::control_socket_dir(), mnt));
+    throw std::runtime_error(fmt::format("no remapfs daemon answering in {} serves {}{}", remapfs::control_socket_dir(), mnt,
+                                         unreachable.empty() ? "" : " (" + unreachable + ")"));
 }
 
 // Read-write when we may: a read-only SQLite connection to a WAL database cannot clean up the
