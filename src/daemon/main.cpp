@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,33 @@ std::string escape_commas(const std::string& s) {
         r += c;
     }
     return r;
+}
+
+// True if PATH (which need not exist yet) lies under directory DIR (canonical).
+bool lies_under(const std::string& path, const std::string& dir) {
+    std::error_code ec;
+    const std::string p = std::filesystem::weakly_canonical(path, ec).string();
+    if (ec) return false;
+    if (dir == "/") return true;
+    return p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/';
+}
+
+// The mount hides what lies under the mountpoint, and SQLite opens its -wal and -shm by path
+// after we mount: a request to ourselves before the session loop runs, which hangs for good.
+std::optional<std::string> hidden_by_mount(const daemon::Options& o) {
+    std::string db;
+    try {
+        db = o.instance.db_path ? *o.instance.db_path : default_db_path(o.instance.backing_path);
+    } catch (const std::exception&) {
+        return std::nullopt;  // a missing backing: opening it says so
+    }
+    const std::pair<const char*, std::string> files[] = {
+        {"database", db}, {"backing", o.instance.backing_path}, {"spare", o.instance.spare_path.value_or("")}};
+    for (const auto& [what, path] : files)
+        if (!path.empty() && lies_under(path, o.mountpoint))
+            return fmt::format("the {} {} lies under the mountpoint {}, which the mount would hide", what, path,
+                               o.mountpoint);
+    return std::nullopt;
 }
 
 std::string basename_of(const char* p) {
@@ -72,6 +100,7 @@ int run(int argc, char** argv) {
         return std::fprintf(stderr, "remapfs: mountpoint %s: %s\n", o.mountpoint.c_str(), std::strerror(errno)), 1;
     if (!S_ISDIR(st.st_mode))
         return std::fprintf(stderr, "remapfs: mountpoint %s is not a directory\n", o.mountpoint.c_str()), 1;
+    if (auto why = hidden_by_mount(o)) return std::fprintf(stderr, "remapfs: %s\n", why->c_str()), 1;
     if (o.inject_file) {
         try {
             o.instance.faults = block::load_fault_rules(*o.inject_file);

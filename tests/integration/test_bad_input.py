@@ -150,6 +150,15 @@ def body(ctx):
     R.expect_refused("remapfs: unknown flag --frobnicate",
                      [rt.remapfs_bin(), "--frobnicate", good, mnt, "-o", f"db={newdb}"], watch=fresh, mnt=mnt)
     R.expect_refused("remapfs: no mountpoint", [rt.remapfs_bin(), good, "-o", f"db={newdb}"], watch=fresh)
+    # Mounted, the database would be hidden and SQLite's later open of its -wal a request to
+    # ourselves before the session loop runs: it hung for good before this was refused.
+    R.daemon_case("database under the mountpoint", good, mnt, f"db={mnt}/sub/remap.db",
+                  watch=fresh + [os.path.join(mnt, "sub")])
+    outer = ctx.mkdir("outer")
+    inner = os.path.join(outer, "inner.img")
+    rt.make_sparse(inner, 8 * rt.MiB)
+    R.daemon_case("backing (and its default database) under the mountpoint", inner, outer, "",
+                  watch=[inner, *db_files(inner + ".remapfs.db")])
 
     log("--- daemon: bad databases")
     foreign = ctx.path("foreign.db")
