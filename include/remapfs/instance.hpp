@@ -52,6 +52,8 @@ struct InstanceOptions {
 // BACKING.remapfs.db beside a regular file; /var/lib/remapfs/<path with / as ->.db for a
 // block device (a device node's directory is no place for a database).
 std::string default_db_path(const std::string& backing_path);
+// The database an Instance::open(o) uses: o.db_path, else the default for o.backing_path.
+std::string db_path_for(const InstanceOptions& o);
 
 class Instance {
 public:

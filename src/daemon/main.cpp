@@ -57,7 +57,7 @@ bool lies_under(const std::string& path, const std::string& dir) {
 std::optional<std::string> hidden_by_mount(const daemon::Options& o) {
     std::string db;
     try {
-        db = o.instance.db_path ? *o.instance.db_path : default_db_path(o.instance.backing_path);
+        db = db_path_for(o.instance);
     } catch (const std::exception&) {
         return std::nullopt;  // a missing backing: opening it says so
     }

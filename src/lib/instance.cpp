@@ -186,6 +186,8 @@ std::string default_db_path(const std::string& backing_path) {
     return real + ".remapfs.db";
 }
 
+std::string db_path_for(const InstanceOptions& o) { return o.db_path ? *o.db_path : default_db_path(o.backing_path); }
+
 std::string control_socket_dir() { return "/run/remapfs"; }
 std::string control_socket_path(const std::string& uuid) { return control_socket_dir() + "/" + uuid + ".sock"; }
 
@@ -200,7 +202,7 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     in->direct_ = direct;
     const std::string backing_real = canonical(o.backing_path);
 
-    in->db_path_ = o.db_path ? *o.db_path : default_db_path(o.backing_path);
+    in->db_path_ = db_path_for(o);
     if (!o.db_path && backing.block) ::mkdir("/var/lib/remapfs", 0700);
     NewDbGuard guard{in->db_path_, &in->store_};
     guard.armed = ::access(in->db_path_.c_str(), F_OK) != 0;
