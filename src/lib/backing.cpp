@@ -2,7 +2,9 @@
 
 #include "remapfs/sys/io.hpp"
 
+#include <algorithm>
 #include <cassert>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -67,35 +69,100 @@ Result<void> Backing::pwrite(std::span<const std::byte> buf, ByteOffset off) {
 }
 
 void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
-    // O_DIRECT needs aligned buffers: runs that are not get their own aligned piece of one
-    // bounce buffer, so they can all be in flight together.
-    auto rounded = [](ByteCount len) { return (len.v + kDirectAlign - 1) / kDirectAlign * kDirectAlign; };
+    // Runs that follow each other in the same file become one transfer, whatever their places in
+    // the request: slots are handed out in order, so the remapped sectors of one request (and a
+    // cluster of adjacent bad sectors) usually sit side by side in the spare and cost one device
+    // request, not one each. Everything of a group shares its result; the remap layer's slow
+    // path then finds the failing sector on its own.
+    struct Group {
+        std::size_t first, count;  // into `order`
+        std::uint64_t len;
+        std::byte* data;           // contiguous in memory: one plain transfer from here
+        bool bounce;
+    };
+    thread_local std::vector<std::size_t> order;
+    thread_local std::vector<int> fds;
+    thread_local std::vector<std::uint64_t> file_off;
+    thread_local std::vector<Group> groups;
+    thread_local std::vector<iovec> iovs;
+    thread_local std::vector<sys::Transfer> ts;
+    order.clear();
+    fds.clear();
+    file_off.clear();
+    groups.clear();
+    iovs.clear();
+    ts.clear();
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        const Extent& e = extent_for(runs[i].off, runs[i].len);
+        fds.push_back(e.fd);
+        file_off.push_back(e.file_offset.v + (runs[i].off.v - e.phys_begin.v));
+        order.push_back(i);
+    }
+    if (runs.size() > 1)
+        std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+            return fds[a] != fds[b] ? fds[a] < fds[b] : file_off[a] < file_off[b];
+        });
+    auto rounded = [](std::uint64_t len) { return (len + kDirectAlign - 1) / kDirectAlign * kDirectAlign; };
     std::size_t scratch_len = 0;
-    if (direct_)
-        for (const IoRun& r : runs)
-            if (!aligned(r.data)) scratch_len += rounded(r.len);
+    for (std::size_t k = 0; k < order.size(); ++k) {
+        const IoRun& r = runs[order[k]];
+        if (!groups.empty()) {
+            Group& g = groups.back();
+            const IoRun& last = runs[order[g.first + g.count - 1]];
+            if (fds[order[g.first]] == fds[order[k]] && file_off[order[k]] == file_off[order[g.first]] + g.len &&
+                g.count < IOV_MAX) {
+                if (g.data && last.data + last.len.v != r.data) g.data = nullptr;
+                g.bounce = g.bounce || (direct_ && !aligned(r.data));
+                g.len += r.len.v;
+                ++g.count;
+                continue;
+            }
+        }
+        groups.push_back({k, 1, r.len.v, r.data, direct_ && !aligned(r.data)});
+    }
+    for (Group& g : groups) {
+        // Scattered in memory but aligned: the kernel takes the pieces as they are (preadv).
+        // Otherwise one aligned piece of the bounce buffer holds the whole group.
+        if (g.data && direct_ && !aligned(g.data)) g.bounce = true;
+        if (g.bounce) scratch_len += rounded(g.len);
+        else if (!g.data) iovs.resize(iovs.size() + g.count);  // sized first: spans into it stay valid
+    }
     std::byte* scratch = scratch_len ? bounce_buffer(scratch_len) : nullptr;
     if (scratch_len && !scratch) {
         for (IoRun& r : runs) r.result = Errno{ENOMEM};
         return;
     }
-    thread_local std::vector<sys::Transfer> ts;
-    ts.clear();
-    std::size_t at = 0;
-    for (const IoRun& r : runs) {
-        const Extent& e = extent_for(r.off, r.len);
-        void* buf = r.data;
-        if (direct_ && !aligned(r.data)) {
-            buf = scratch + at;
-            if (write) std::memcpy(buf, r.data, r.len.v);
-            at += rounded(r.len);
+    std::size_t at = 0, iov_at = 0;
+    for (const Group& g : groups) {
+        const std::size_t head = order[g.first];
+        sys::Transfer t{fds[head], write, g.data, ByteCount{g.len}, ByteOffset{file_off[head]}, ok()};
+        if (g.bounce) {
+            t.buf = scratch + at;
+            if (write)
+                for (std::size_t k = 0, pos = 0; k < g.count; pos += runs[order[g.first + k]].len.v, ++k)
+                    std::memcpy(scratch + at + pos, runs[order[g.first + k]].data, runs[order[g.first + k]].len.v);
+            at += rounded(g.len);
+        } else if (!g.data) {
+            for (std::size_t k = 0; k < g.count; ++k) {
+                const IoRun& r = runs[order[g.first + k]];
+                iovs[iov_at + k] = {r.data, r.len.v};
+            }
+            t.segments = {iovs.data() + iov_at, g.count};
+            iov_at += g.count;
         }
-        ts.push_back({e.fd, write, buf, r.len, ByteOffset{e.file_offset.v + (r.off.v - e.phys_begin.v)}, ok()});
+        ts.push_back(t);
     }
     sys::run_concurrently(ts);
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-        runs[i].result = ts[i].result;
-        if (!write && ts[i].buf != runs[i].data && ts[i].result) std::memcpy(runs[i].data, ts[i].buf, runs[i].len.v);
+    at = 0;
+    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+        const Group& g = groups[gi];
+        for (std::size_t k = 0, pos = 0; k < g.count; ++k) {
+            IoRun& r = runs[order[g.first + k]];
+            r.result = ts[gi].result;
+            if (g.bounce && !write && r.result) std::memcpy(r.data, scratch + at + pos, r.len.v);
+            pos += r.len.v;
+        }
+        if (g.bounce) at += rounded(g.len);
     }
 }
 

@@ -55,11 +55,23 @@ private:
     bool failed_ = false;
 };
 
+// The transfer from byte `skip` on (what a short AIO completion left), one call per buffer.
 Result<void> transfer_sync(const Transfer& t, std::uint64_t skip = 0) {
-    auto* p = static_cast<char*>(t.buf) + skip;
-    const ByteCount len{t.len.v - skip};
-    const ByteOffset off{t.off.v + skip};
-    return t.write ? pwrite_full(t.fd, p, len, off) : pread_full(t.fd, p, len, off);
+    const iovec whole{t.buf, t.len.v};
+    const std::span<const iovec> segs = t.segments.empty() ? std::span<const iovec>(&whole, 1) : t.segments;
+    std::uint64_t at = 0;  // file position of the current segment, relative to t.off
+    for (const iovec& s : segs) {
+        const std::uint64_t end = at + s.iov_len;
+        if (end > skip) {
+            const std::uint64_t from = skip > at ? skip - at : 0;
+            auto* p = static_cast<char*>(s.iov_base) + from;
+            const ByteCount len{s.iov_len - from};
+            const ByteOffset off{t.off.v + at + from};
+            REMAPFS_TRY(t.write ? pwrite_full(t.fd, p, len, off) : pread_full(t.fd, p, len, off));
+        }
+        at = end;
+    }
+    return ok();
 }
 
 // At most kDepth transfers: submit all, then reap all. Nothing returns while a transfer is in
@@ -70,10 +82,12 @@ void run_batch(aio_context_t ctx, std::span<Transfer> ts) {
     for (std::size_t i = 0; i < ts.size(); ++i) {
         iocb& cb = cbs[i];
         cb.aio_data = i;
-        cb.aio_lio_opcode = ts[i].write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD;
+        const bool vectored = !ts[i].segments.empty();
+        cb.aio_lio_opcode = vectored ? (ts[i].write ? IOCB_CMD_PWRITEV : IOCB_CMD_PREADV)
+                                     : (ts[i].write ? IOCB_CMD_PWRITE : IOCB_CMD_PREAD);
         cb.aio_fildes = static_cast<std::uint32_t>(ts[i].fd);
-        cb.aio_buf = reinterpret_cast<std::uint64_t>(ts[i].buf);
-        cb.aio_nbytes = ts[i].len.v;
+        cb.aio_buf = reinterpret_cast<std::uint64_t>(vectored ? static_cast<const void*>(ts[i].segments.data()) : ts[i].buf);
+        cb.aio_nbytes = vectored ? ts[i].segments.size() : ts[i].len.v;
         cb.aio_offset = static_cast<std::int64_t>(ts[i].off.v);
         ptrs[i] = &cb;
     }
@@ -114,7 +128,8 @@ void run_batch(aio_context_t ctx, std::span<Transfer> ts) {
 
 void run_concurrently(std::span<Transfer> transfers) {
     thread_local AioContext aio;
-    const aio_context_t ctx = transfers.size() > 1 ? aio.get() : 0;
+    // A lone vectored transfer still goes through AIO: one preadv instead of one call per buffer.
+    const aio_context_t ctx = transfers.size() > 1 || (transfers.size() == 1 && !transfers[0].segments.empty()) ? aio.get() : 0;
     if (!ctx) {
         for (Transfer& t : transfers) t.result = transfer_sync(t);
         return;

@@ -39,9 +39,12 @@ struct Files {
     }
 };
 
-// Runs over a 16-sector request: sectors 0-4 in place, 5 on slot 3, 6-9 in place, 10 on slot 7,
-// 11-15 in place: what the remap layer sends for a request with two remapped sectors.
-std::vector<block::IoRun> runs_for(const Geometry& g, std::byte* buf, Lba first) {
+// Runs over a 16-sector request: sectors 0-4 in place, 5 on slot `a`, 6-9 in place, 10 on slot
+// `b`, 11 and 12 on slots 12 and 13, 13-15 in place: what the remap layer sends for a request
+// with four remapped sectors. With b == a + 1 the two lone slots are one vectored transfer; the
+// pair 11-12 is contiguous on both sides and always one plain transfer.
+std::vector<block::IoRun> runs_for(const Geometry& g, std::byte* buf, Lba first, std::uint64_t a = 3,
+                                   std::uint64_t b = 7) {
     const std::uint32_t ss = g.sector_size.bytes();
     auto in_place = [&](std::uint64_t idx, std::uint64_t n) {
         return block::IoRun{buf + idx * ss, ByteCount{n * ss}, g.data_offset(first + SectorCount{idx}), ok()};
@@ -49,12 +52,13 @@ std::vector<block::IoRun> runs_for(const Geometry& g, std::byte* buf, Lba first)
     auto on_slot = [&](std::uint64_t idx, std::uint64_t slot) {
         return block::IoRun{buf + idx * ss, ByteCount{ss}, g.slot_offset(SpareSlot{slot}), ok()};
     };
-    return {in_place(0, 5), on_slot(5, 3), in_place(6, 4), on_slot(10, 7), in_place(11, 5)};
+    return {in_place(0, 5), on_slot(5, a),       in_place(6, 4),     on_slot(10, b),
+            on_slot(11, 12),  on_slot(12, 13), in_place(13, 3)};
 }
 
-void round_trip(bool want_direct, std::size_t misalign) {
+void round_trip(bool want_direct, std::size_t misalign, std::uint64_t a, std::uint64_t b) {
     Files f(want_direct);
-    block::Backing b(f.g, f.data.get(), f.spare.get(), ByteOffset{0}, f.direct);
+    block::Backing bk(f.g, f.data.get(), f.spare.get(), ByteOffset{0}, f.direct);
     const std::size_t len = 16 * 4096;
     auto src = test::pattern(len, 7);
     // Buffers at a page boundary + misalign: FUSE hands writes over 80 bytes into its buffer.
@@ -62,22 +66,27 @@ void round_trip(bool want_direct, std::size_t misalign) {
     std::byte* rbuf = static_cast<std::byte*>(std::aligned_alloc(4096, len + 4096));
     std::memcpy(wbuf + misalign, src.data(), len);
 
-    auto w = runs_for(f.g, wbuf + misalign, Lba{40});
-    b.pwrite_runs(w);
+    auto w = runs_for(f.g, wbuf + misalign, Lba{40}, a, b);
+    bk.pwrite_runs(w);
     for (const auto& r : w) CHECK(bool(r.result));
 
     std::memset(rbuf, 0, len + 4096);
-    auto rd = runs_for(f.g, rbuf + misalign, Lba{40});
-    b.pread_runs(rd);
+    auto rd = runs_for(f.g, rbuf + misalign, Lba{40}, a, b);
+    bk.pread_runs(rd);
     for (const auto& r : rd) CHECK(bool(r.result));
     CHECK(std::memcmp(rbuf + misalign, src.data(), len) == 0);
 
-    // Each piece landed where its run said: sector 5 of the request is slot 3 of the spare.
+    // Each piece landed where its run said: sector 5 of the request is slot `a` of the spare.
     std::vector<std::byte> one(4096);
-    REQUIRE(bool(b.pread({one.data(), one.size()}, f.g.slot_offset(SpareSlot{3}))));
-    CHECK(std::memcmp(one.data(), src.data() + 5 * 4096, 4096) == 0);
-    REQUIRE(bool(b.pread({one.data(), one.size()}, f.g.data_offset(Lba{40 + 6}))));
-    CHECK(std::memcmp(one.data(), src.data() + 6 * 4096, 4096) == 0);
+    auto holds = [&](ByteOffset where, std::size_t sector) {
+        REQUIRE(bool(bk.pread({one.data(), one.size()}, where)));
+        return std::memcmp(one.data(), src.data() + sector * 4096, 4096) == 0;
+    };
+    CHECK(holds(f.g.slot_offset(SpareSlot{a}), 5));
+    CHECK(holds(f.g.slot_offset(SpareSlot{b}), 10));
+    CHECK(holds(f.g.slot_offset(SpareSlot{13}), 12));
+    CHECK(holds(f.g.data_offset(Lba{40 + 6}), 6));
+    CHECK(holds(f.g.data_offset(Lba{40 + 13}), 13));
     std::free(wbuf);
     std::free(rbuf);
 }
@@ -85,9 +94,15 @@ void round_trip(bool want_direct, std::size_t misalign) {
 }  // namespace
 
 TEST_CASE("batched runs round-trip through the backing files") {
-    SUBCASE("O_DIRECT, aligned buffers") { round_trip(true, 0); }
-    SUBCASE("O_DIRECT, unaligned buffers (bounced)") { round_trip(true, 80); }
-    SUBCASE("buffered") { round_trip(false, 80); }
+    SUBCASE("O_DIRECT, aligned buffers") { round_trip(true, 0, 3, 7); }
+    SUBCASE("O_DIRECT, unaligned buffers (bounced)") { round_trip(true, 80, 3, 7); }
+    SUBCASE("buffered") { round_trip(false, 80, 3, 7); }
+    // Slots 3 and 4 follow each other in the spare but not in the request: one preadv/pwritev.
+    SUBCASE("adjacent slots, O_DIRECT, aligned buffers (vectored)") { round_trip(true, 0, 3, 4); }
+    SUBCASE("adjacent slots, O_DIRECT, unaligned buffers (bounced together)") { round_trip(true, 80, 3, 4); }
+    SUBCASE("adjacent slots, buffered (vectored)") { round_trip(false, 80, 3, 4); }
+    // Listed out of order: the spare side of b comes before a's.
+    SUBCASE("adjacent slots in reverse order") { round_trip(true, 0, 4, 3); }
 }
 
 TEST_CASE("a failing run reports its own error and leaves the others done") {
@@ -106,5 +121,25 @@ TEST_CASE("a failing run reports its own error and leaves the others done") {
     CHECK(bool(runs[0].result));
     CHECK_FALSE(bool(runs[1].result));
     CHECK(bool(runs[2].result));
+    std::free(buf);
+}
+
+TEST_CASE("runs merged into one transfer share its failure; the others still succeed") {
+    Files f(true);
+    block::Backing b(f.g, f.data.get(), f.spare.get(), ByteOffset{0}, f.direct);
+    std::byte* buf = static_cast<std::byte*>(std::aligned_alloc(4096, 4 * 4096));
+    REQUIRE(::ftruncate(f.spare.get(), static_cast<off_t>(f.g.spare_region_bytes().v - 4096)) == 0);
+    // Slots 14 and 15 are adjacent, so they go as one transfer, which runs past the spare's end.
+    std::vector<block::IoRun> runs = {
+        {buf, ByteCount{4096}, f.g.slot_offset(SpareSlot{14}), ok()},
+        {buf + 4096, ByteCount{4096}, f.g.data_offset(Lba{9}), ok()},
+        {buf + 8192, ByteCount{4096}, f.g.slot_offset(SpareSlot{15}), ok()},
+        {buf + 12288, ByteCount{4096}, f.g.slot_offset(SpareSlot{1}), ok()},
+    };
+    b.pread_runs(runs);
+    CHECK_FALSE(bool(runs[0].result));
+    CHECK(bool(runs[1].result));
+    CHECK_FALSE(bool(runs[2].result));
+    CHECK(bool(runs[3].result));
     std::free(buf);
 }

@@ -5,6 +5,8 @@
 #include "remapfs/result.hpp"
 #include "remapfs/units.hpp"
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <span>
 
@@ -15,7 +17,9 @@ Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off);
 Result<void> pwrite_full(int fd, const void* buf, ByteCount len, ByteOffset off);
 Result<void> fdatasync(int fd);
 
-// One transfer of a batch for run_concurrently().
+// One transfer of a batch for run_concurrently(): `len` bytes at `off` of fd, from or into buf,
+// or, when `segments` is not empty, scattered over those buffers in order (preadv/pwritev;
+// `len` is then their total and buf is unused).
 struct Transfer {
     int fd = -1;
     bool write = false;
@@ -23,6 +27,7 @@ struct Transfer {
     ByteCount len;
     ByteOffset off;
     Result<void> result = ok();
+    std::span<const iovec> segments = {};
 };
 // Runs every transfer with all of them in flight at once (Linux native AIO, which is truly
 // asynchronous for O_DIRECT fds) and waits for all; each gets its own result. Falls back to one
