@@ -12,16 +12,18 @@
 #   RESULTS_DIR=bench/results/perf-<stamp>   report.md + the small files, for committing
 #   TARGETS="raw pt qsd nbd"            bench.sh targets of the first run (remapfs is added)
 #   REMAPFS_OPTS=""                     extra -o options for remapfs (comma separated)
-#   ROUNDS=3                            rounds of (peers + remapfs, then remapfs-1pct); the report
-#                                       takes medians and counts the rounds each target was met in
+#   ROUNDS=3                            rounds of (peers + remapfs, then remapfs-1pct paired with
+#                                       remapfs job by job); the report takes medians and counts the
+#                                       rounds each target was met in
 #   REMAPPED_PERCENT=1                  share of the image's sectors remapped in the second run
 #   SKIP_PEERS=1 / SKIP_REMAPPED=1 / SKIP_MICRO=1 / SKIP_SPARSE=1   leave a part out
 #
 # Layout: the spare area is a separate file ({WORK}/remapfs.spare), so that the image has exactly
 # the backing's size (bench.sh runs fio with --size=<backing size>). The first run starts every
-# mount from a fresh database. The second run ("remapfs-1pct") mounts a copy of a database and
+# mount from a fresh database. The second part ("remapfs-1pct") mounts a copy of a database and
 # spare prepared once with `remapctl remap` of 1 % of the sectors, spread over the image
-# (one random sector in every 100); it is cached in {WORK}/remapfs-1pct/ for the next run.
+# (one random sector in every 100; cached in {WORK}/remapfs-1pct/ for the next run), each job
+# right next to the same job on a plain remapfs (see run_paired).
 
 set -euo pipefail
 
@@ -162,9 +164,37 @@ prepare_remapped() {
     log "$n sectors remapped"
 }
 
+# ---------------------------------------------------------------- 1 % remapped, paired
+# The remapped remapfs is compared with a plain one measured seconds apart, not with the peers
+# run minutes before: job by job, each pair back to back on fresh mounts, which one goes first
+# alternating from pair to pair and round to round. Sequential throughput on this shared VM
+# drifts by tens of percent within minutes, and 1 % remapped costs a few percent at most.
+# The parts' rows are merged into one results.tsv per round (labels remapfs.* and remapfs-1pct.*).
+run_paired() {   # run_paired ROUND OUT
+    local round=$1 out=$2 k=0 v j first second name
+    local views=${VIEWS:-file loopdio loopbuf} jobs=${JOBS:-rr4k_qd1 rw4k_qd1 rr4k_qd16 rw4k_qd16 sr1m sw1m}
+    local pct=remapfs-${REMAPPED_PERCENT}pct
+    rm -rf "$out"; mkdir -p "$out/parts"
+    for v in $views; do
+        for j in $jobs; do
+            if (( (round + k) % 2 )); then first=remapfs second=$pct; else first=$pct second=remapfs; fi
+            for name in $first $second; do
+                local src=""; [[ $name == remapfs ]] || src=$PREP_DIR
+                ( VIEWS=$v JOBS=$j REPEAT="" run_bench "$name" "$out/parts/$k-$name" extra "$src" ) \
+                    >>"$out/parts.log" 2>&1 || die "bench.sh for $name $v $j failed (see $out/parts.log)"
+            done
+            k=$((k + 1))
+        done
+    done
+    # One header, then every part's rows; notes too (a failed mount is noted there).
+    local tsvs=("$out"/parts/*/results.tsv)
+    { head -n 1 "${tsvs[0]}"; for f in "${tsvs[@]}"; do tail -n +2 "$f"; done; } > "$out/results.tsv"
+    cat "$out"/parts/*/notes.tsv > "$out/notes.tsv" 2>/dev/null || true
+    cp "$(ls -d "$out"/parts/*/ | head -n 1)env.txt" "$out/env.txt" 2>/dev/null || true
+}
+
 # ---------------------------------------------------------------- rounds
-# Each round: bench.sh with the peers and remapfs, then right after it remapfs-1pct alone, so the
-# two remapfs runs are minutes apart and the peers are measured in every round too.
+# Each round: bench.sh with the peers and remapfs, then the paired remapped comparison.
 for ((round = 1; round <= ROUNDS; round++)); do
     if [[ ${SKIP_PEERS:-0} != 1 ]]; then
         run1=$WORK/results/perf-$STAMP-r$round-peers
@@ -174,7 +204,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
     if [[ ${SKIP_REMAPPED:-0} != 1 ]]; then
         prepare_remapped   # once; needs the backing bench.sh made
         run2=$WORK/results/perf-$STAMP-r$round-remapped
-        REPEAT="" run_bench "remapfs-${REMAPPED_PERCENT}pct" "$run2" extra "$PREP_DIR"
+        log "round $round: ${REMAPPED_PERCENT} % remapped vs none, paired job by job -> $run2"
+        run_paired "$round" "$run2"
         RUNS2+=("$run2")
     fi
 done
