@@ -105,41 +105,41 @@ TEST_CASE("batched runs round-trip through the backing files") {
     SUBCASE("adjacent slots in reverse order") { round_trip(true, 0, 4, 3); }
 }
 
-TEST_CASE("a failing run reports its own error and leaves the others done") {
+namespace {
+
+// One 4k read per place (a data sector or a spare slot, each into its own piece of one buffer),
+// all in one batch, with the spare file cut short by a slot: whatever touches slot 15 reads past
+// its end (EIO). Says which reads succeeded.
+struct Place {
+    bool on_slot;
+    std::uint64_t n;  // LBA or slot
+};
+std::vector<bool> read_with_last_slot_missing(const std::vector<Place>& places) {
     Files f(true);
     block::Backing b(f.g, f.data.get(), f.spare.get(), ByteOffset{0}, f.direct);
-    std::byte* buf = static_cast<std::byte*>(std::aligned_alloc(4096, 3 * 4096));
-    std::memset(buf, 0x5a, 3 * 4096);
-    // The spare file is cut short, so the run on the last slot reads past its end (EIO).
     REQUIRE(::ftruncate(f.spare.get(), static_cast<off_t>(f.g.spare_region_bytes().v - 4096)) == 0);
-    std::vector<block::IoRun> runs = {
-        {buf, ByteCount{4096}, f.g.data_offset(Lba{1}), ok()},
-        {buf + 4096, ByteCount{4096}, f.g.slot_offset(SpareSlot{15}), ok()},
-        {buf + 8192, ByteCount{4096}, f.g.data_offset(Lba{2}), ok()},
-    };
+    std::byte* buf = static_cast<std::byte*>(std::aligned_alloc(4096, places.size() * 4096));
+    std::vector<block::IoRun> runs;
+    for (std::size_t i = 0; i < places.size(); ++i) {
+        const Place& p = places[i];
+        runs.push_back({buf + i * 4096, ByteCount{4096},
+                        p.on_slot ? f.g.slot_offset(SpareSlot{p.n}) : f.g.data_offset(Lba{p.n}), ok()});
+    }
     b.pread_runs(runs);
-    CHECK(bool(runs[0].result));
-    CHECK_FALSE(bool(runs[1].result));
-    CHECK(bool(runs[2].result));
     std::free(buf);
+    std::vector<bool> ok_runs;
+    for (const auto& r : runs) ok_runs.push_back(bool(r.result));
+    return ok_runs;
+}
+
+}  // namespace
+
+TEST_CASE("a failing run reports its own error and leaves the others done") {
+    CHECK(read_with_last_slot_missing({{false, 1}, {true, 15}, {false, 2}}) == std::vector<bool>{true, false, true});
 }
 
 TEST_CASE("runs merged into one transfer share its failure; the others still succeed") {
-    Files f(true);
-    block::Backing b(f.g, f.data.get(), f.spare.get(), ByteOffset{0}, f.direct);
-    std::byte* buf = static_cast<std::byte*>(std::aligned_alloc(4096, 4 * 4096));
-    REQUIRE(::ftruncate(f.spare.get(), static_cast<off_t>(f.g.spare_region_bytes().v - 4096)) == 0);
     // Slots 14 and 15 are adjacent, so they go as one transfer, which runs past the spare's end.
-    std::vector<block::IoRun> runs = {
-        {buf, ByteCount{4096}, f.g.slot_offset(SpareSlot{14}), ok()},
-        {buf + 4096, ByteCount{4096}, f.g.data_offset(Lba{9}), ok()},
-        {buf + 8192, ByteCount{4096}, f.g.slot_offset(SpareSlot{15}), ok()},
-        {buf + 12288, ByteCount{4096}, f.g.slot_offset(SpareSlot{1}), ok()},
-    };
-    b.pread_runs(runs);
-    CHECK_FALSE(bool(runs[0].result));
-    CHECK(bool(runs[1].result));
-    CHECK_FALSE(bool(runs[2].result));
-    CHECK(bool(runs[3].result));
-    std::free(buf);
+    CHECK(read_with_last_slot_missing({{true, 14}, {false, 9}, {true, 15}, {true, 1}}) ==
+          std::vector<bool>{false, true, false, true});
 }
