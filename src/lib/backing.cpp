@@ -120,10 +120,9 @@ void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
         }
         groups.push_back({k, 1, r.len.v, r.data, direct_ && !aligned(r.data)});
     }
-    for (Group& g : groups) {
+    for (const Group& g : groups) {
         // Scattered in memory but aligned: the kernel takes the pieces as they are (preadv).
         // Otherwise one aligned piece of the bounce buffer holds the whole group.
-        if (g.data && direct_ && !aligned(g.data)) g.bounce = true;
         if (g.bounce) scratch_len += rounded(g.len);
         else if (!g.data) iovs.resize(iovs.size() + g.count);  // sized first: spans into it stay valid
     }

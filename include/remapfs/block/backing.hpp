@@ -31,7 +31,7 @@ public:
     Result<void> pread(std::span<std::byte> buf, ByteOffset off) override;
     Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) override;
     // All runs in flight at once (a 1 MiB request with two remapped sectors in it costs about
-    // one transfer's latency, not five).
+    // one transfer's latency, not five), runs that follow each other in a file merged into one.
     void pread_runs(std::span<IoRun> runs) override;
     void pwrite_runs(std::span<IoRun> runs) override;
     Result<void> flush() override;

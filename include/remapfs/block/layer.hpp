@@ -32,8 +32,9 @@ public:
     virtual Result<void> pread(std::span<std::byte> buf, ByteOffset off) { return next_->pread(buf, off); }
     virtual Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) { return next_->pwrite(buf, off); }
     // Independent transfers that may run concurrently: the runs a request is split into around
-    // remapped sectors. Each gets its own result, so a failure still names its sectors. By
-    // default one after another, through this layer's pread/pwrite.
+    // remapped sectors. Each gets a result; runs that a layer merges into one transfer share
+    // theirs, so a failure names a few runs, and the remap layer's slow path finds the sector.
+    // By default one after another, through this layer's pread/pwrite.
     virtual void pread_runs(std::span<IoRun> runs) {
         for (IoRun& r : runs) r.result = pread({r.data, r.len.v}, r.off);
     }
