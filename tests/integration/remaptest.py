@@ -262,6 +262,11 @@ def drop_caches():
         f.write("3\n")
 
 
+def slot_offset(image_bytes, slot, sector=SECTOR):
+    """Byte offset of a spare slot in a backing with the default tail spare (label, then slots)."""
+    return image_bytes + LABEL_BYTES + slot * sector
+
+
 def expected_image_bytes(backing_bytes, sector=SECTOR, spare=None):
     """Spec: default spare = max(1 MiB, 1% of the backing); image = rest, rounded down to the sector."""
     if spare is None:

@@ -66,7 +66,7 @@ def body(ctx):
     image_bytes = rt.expected_image_bytes(BACKING_BYTES)
 
     def slot_offset(slot):
-        return image_bytes + rt.LABEL_BYTES + slot * S
+        return rt.slot_offset(image_bytes, slot)
 
     log("--- set up: mount.remapfs, losetup --direct-io=on, mkfs.ext4 -b 4096, one 1 MiB file")
     daemon = ctx.mount_helper(backing, mnt, f"db={db}")

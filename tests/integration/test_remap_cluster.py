@@ -26,17 +26,11 @@ REMAPPED = [100, 101, 102, 103, 110, 120]
 
 
 def body(ctx):
-    backing = ctx.path("backing.img")
-    db = ctx.path("remap.db")
-    mnt = ctx.mkdir("mnt")
+    backing, db = ctx.path("backing.img"), ctx.path("remap.db")
     rt.make_sparse(backing, BACKING_BYTES)
     image_bytes = rt.expected_image_bytes(BACKING_BYTES)
-
-    def slot_offset(slot):
-        return image_bytes + rt.LABEL_BYTES + slot * S
-
     rng = random.Random("remapfs-remap-cluster")
-    daemon = ctx.mount_fg(backing, mnt, f"db={db},noscan")
+    daemon = ctx.mount_fg(backing, ctx.mkdir("mnt"), f"db={db},noscan")
     data = rng.randbytes(COUNT * S)
     rt.pwrite_file(daemon.image, FIRST * S, data)
 
@@ -71,7 +65,7 @@ def body(ctx):
         os.close(fd)
         buf.close()
     for lba in REMAPPED:
-        check_eq(rt.pread_file(backing, slot_offset(slots[lba]), S, direct=True), expected(data2, lba),
+        check_eq(rt.pread_file(backing, rt.slot_offset(image_bytes, slots[lba]), S, direct=True), expected(data2, lba),
                  f"slot {slots[lba]} holds LBA {lba}'s new data")
         check_eq(rt.pread_file(backing, lba * S, S, direct=True), garbage, f"LBA {lba} on the backing untouched")
     check_eq(rt.pread_file(backing, 105 * S, S, direct=True), expected(data2, 105), "LBA 105 written in place")
