@@ -47,9 +47,9 @@ RemapLayer::RemapLayer(std::unique_ptr<BlockLayer> physical, const Geometry& g, 
     assert(g.sector_size.bytes() <= kMaxSector);
 }
 
-remap::Snapshot RemapLayer::settled_snapshot(Lba first, SectorCount n) const {
+remap::TableHolder::Pin RemapLayer::settled_snapshot(Lba first, SectorCount n) const {
     for (;;) {
-        remap::Snapshot s = tables_.load();
+        remap::TableHolder::Pin s = tables_.pin();
         if (!s->any_moving(first, n)) return s;
         const std::uint64_t gen = s->generation();
         s.reset();  // a writer may be waiting for it to go
@@ -68,7 +68,7 @@ Result<void> RemapLayer::read_one(Lba lba, std::byte* out) {
             delay *= 2;
         }
         {
-            remap::Snapshot s = settled_snapshot(lba, SectorCount{1});
+            remap::TableHolder::Pin s = settled_snapshot(lba, SectorCount{1});
             const remap::Entry* e = s->find(lba);
             r = next_->pread({out, ss}, e && e->remapped() ? geometry_.slot_offset(e->slot) : geometry_.data_offset(lba));
         }
@@ -86,7 +86,7 @@ Result<void> RemapLayer::write_one(Lba lba, const std::byte* in) {
     Result<void> r = ok();
     bool remapped = false;
     {
-        remap::Snapshot s = settled_snapshot(lba, SectorCount{1});
+        remap::TableHolder::Pin s = settled_snapshot(lba, SectorCount{1});
         const remap::Entry* e = s->find(lba);
         // A pending sector is not rewritten in place: drive semantics, it gets a fresh slot.
         if (e && e->pending) {
@@ -167,7 +167,7 @@ Result<void> RemapLayer::body(Io io, Lba first, SectorCount n, std::byte* data, 
         std::uint64_t fail_idx = 0, fail_n = 0;
         bool fast_ok;
         {
-            remap::Snapshot snap = settled_snapshot(pos, left);
+            remap::TableHolder::Pin snap = settled_snapshot(pos, left);
             // Reads that need each run's latency (the scanner, slow-sector detection) go one run
             // at a time; everything else has all of its runs in flight together.
             if (io == Io::read && (slow_us || observer))
@@ -268,7 +268,7 @@ Result<void> RemapLayer::discard(ByteOffset off, ByteCount len) {
         std::optional<Lba> retry_first;
         std::uint64_t retry_n = 0;
         {
-            remap::Snapshot snap = settled_snapshot(sp.body_first, sp.body_count);
+            remap::TableHolder::Pin snap = settled_snapshot(sp.body_first, sp.body_count);
             auto r = for_each_run(geometry_, *snap, sp.body_first, sp.body_count,
                                   [&](ByteOffset phys, std::uint64_t idx, SectorCount n,
                                       const remap::Entry* e) -> Result<void> {

@@ -170,23 +170,73 @@ Table Table::Builder::finish() && {
     return std::move(t_);
 }
 
+TableHolder::TableHolder() : current_(std::make_shared<const Table>()), current_raw_(current_.load().get()) {}
+
+TableHolder::Pin TableHolder::pin() const {
+    Pin p;
+    for (std::atomic<const Table*>& entry : hazards_.local().entries) {
+        if (entry.load(std::memory_order_relaxed)) continue;  // held by an outer pin of this thread
+        const Table* t = current_raw_.load(std::memory_order_acquire);
+        for (;;) {
+            // Announce, then check the table is still current: a publish either sees the
+            // announcement in its scan or has already swapped the pointer, and we retry.
+            entry.store(t, std::memory_order_seq_cst);
+            const Table* again = current_raw_.load(std::memory_order_seq_cst);
+            if (again == t) break;
+            t = again;
+        }
+        p.table_ = t;
+        p.hazard_ = &entry;
+        return p;
+    }
+    p.owned_ = load();
+    p.table_ = p.owned_.get();
+    return p;
+}
+
+bool TableHolder::pinned(const Table* t) const {
+    bool found = false;
+    hazards_.for_each([&](const Hazards& h) {
+        for (const std::atomic<const Table*>& e : h.entries) found = found || e.load(std::memory_order_seq_cst) == t;
+    });
+    return found;
+}
+
+void TableHolder::drop_unused_retired() {
+    std::erase_if(retired_, [&](const Snapshot& s) { return s.use_count() == 1 && !pinned(s.get()); });
+}
+
 void TableHolder::wait_for_change(std::uint64_t seen_generation) const {
     std::unique_lock lock(change_mutex_);
     changed_.wait(lock, [&] { return current_.load(std::memory_order_acquire)->generation() != seen_generation; });
 }
 
 void TableHolder::publish(Table t, Grace g) {
-    t.generation_ = current_.load(std::memory_order_acquire)->generation() + 1;
-    Snapshot old = current_.exchange(std::make_shared<const Table>(std::move(t)), std::memory_order_acq_rel);
+    std::unique_lock lock(publish_mutex_);
+    const std::uint64_t generation = current_.load(std::memory_order_acquire)->generation() + 1;
+    t.generation_ = generation;
+    Snapshot next = std::make_shared<const Table>(std::move(t));
+    const Table* next_raw = next.get();
+    retired_.push_back(current_.exchange(std::move(next), std::memory_order_acq_rel));
+    current_raw_.store(next_raw, std::memory_order_seq_cst);
     {
         // Taking the mutex orders the exchange before any waiter's predicate check.
-        std::lock_guard lock(change_mutex_);
+        std::lock_guard change(change_mutex_);
     }
     changed_.notify_all();
-    // Grace period: requests copy the snapshot pointer, so once only `old` is left no request
-    // can still be using the old mapping (the pointer is no longer reachable from current_).
+    // Grace period: every older snapshot, not only the one just replaced (a request may still
+    // pin one from before an earlier Grace::skip publish), must be out of use.
+    drop_unused_retired();
     if (g == Grace::skip) return;
-    while (old.use_count() > 1) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    auto older_in_use = [&] {
+        return std::any_of(retired_.begin(), retired_.end(), [&](const Snapshot& s) { return s->generation() < generation; });
+    };
+    while (older_in_use()) {
+        lock.unlock();
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        lock.lock();
+        drop_unused_retired();
+    }
 }
 
 }  // namespace remapfs::remap

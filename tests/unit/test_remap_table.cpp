@@ -5,6 +5,7 @@
 #include <atomic>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -255,4 +256,112 @@ TEST_CASE("Readers under concurrent publication always see a consistent table") 
     reader.join();
     CHECK(h.load()->size() == 3 * Table::kChunkMax);
     CHECK(reads > 0);
+}
+
+namespace {
+
+// Publishes `t` with a grace period on another thread; done() says whether it has returned.
+class WaitingPublish {
+public:
+    WaitingPublish(TableHolder& h, Table t)
+        : thread_([this, &h, t = std::move(t)]() mutable {
+              h.publish(std::move(t), TableHolder::Grace::wait);
+              done_ = true;
+          }) {}
+    ~WaitingPublish() { thread_.join(); }
+    bool done() const { return done_; }
+    bool done_within(std::chrono::milliseconds ms) const {
+        const auto until = std::chrono::steady_clock::now() + ms;
+        while (!done_ && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return done_;
+    }
+
+private:
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("A grace period waits for requests that pin an old snapshot") {
+    TableHolder h;
+    TableHolder::Pin pin = h.pin();
+    CHECK(pin->size() == 0);
+    {
+        WaitingPublish w(h, Table().with({Lba{1}, SpareSlot{0}}));
+        CHECK_FALSE(w.done_within(std::chrono::milliseconds(30)));
+        CHECK(pin->size() == 0);  // the pinned table is unchanged and alive
+        pin.reset();
+        CHECK(w.done_within(std::chrono::seconds(10)));
+    }
+    CHECK(h.pin()->size() == 1);
+}
+
+TEST_CASE("A grace period also waits for snapshots older than the one it replaces") {
+    // A request pinned generation 0; a publish without grace period makes generation 1; the
+    // next grace period must still wait for the request on generation 0.
+    TableHolder h;
+    std::optional<TableHolder::Pin> oldest;
+    std::thread request([&] { oldest.emplace(h.pin()); });
+    request.join();  // the pin lives on after its thread ended: its hazard entry stays set
+    h.publish(Table().with({Lba{1}, SpareSlot{0}}), TableHolder::Grace::skip);
+    std::weak_ptr<const Table> gen1 = h.load();
+    {
+        WaitingPublish w(h, Table().with({Lba{1}, SpareSlot{0}}).with({Lba{2}, SpareSlot{1}}));
+        CHECK_FALSE(w.done_within(std::chrono::milliseconds(30)));
+        oldest.reset();
+        CHECK(w.done_within(std::chrono::seconds(10)));
+    }
+    CHECK(gen1.expired());  // nobody used generation 1: freed by the grace period's sweep
+    CHECK(h.load()->size() == 2);
+}
+
+TEST_CASE("Nested pins on one thread, beyond the hazard entries, fall back to shared copies") {
+    TableHolder h;
+    std::vector<TableHolder::Pin> pins;
+    for (int i = 0; i < 10; ++i) pins.push_back(h.pin());
+    for (const TableHolder::Pin& p : pins) CHECK(p->size() == 0);
+    {
+        WaitingPublish w(h, Table().with({Lba{7}, SpareSlot{0}}));
+        // Released one by one, newest first: the publish waits for every one of them.
+        while (!pins.empty()) {
+            CHECK_FALSE(w.done());
+            pins.pop_back();
+        }
+        CHECK(w.done_within(std::chrono::seconds(10)));
+    }
+    TableHolder::Pin moved = h.pin();
+    TableHolder::Pin into = std::move(moved);
+    CHECK(into->find(Lba{7}));
+}
+
+TEST_CASE("Pinning readers under concurrent publication see consistent tables, old ones are freed") {
+    TableHolder h;
+    std::atomic<bool> stop{false};
+    std::atomic<long> reads{0};
+    auto reader = [&] {
+        while (!stop) {
+            TableHolder::Pin s = h.pin();
+            std::size_t n = 0;
+            for (const Entry& e : s->all()) {
+                REQUIRE(e.slot.v == e.lba.v);
+                REQUIRE(e.lba.v == n++);
+            }
+            REQUIRE(n == s->size());
+            ++reads;
+        }
+    };
+    std::thread r1(reader), r2(reader);
+    while (reads == 0) std::this_thread::yield();
+    Table t;
+    std::weak_ptr<const Table> first = h.load();
+    for (std::uint64_t i = 0; i < 3 * Table::kChunkMax; ++i) {
+        t = t.with({Lba{i}, SpareSlot{i}});
+        h.publish(t, i % 2 ? TableHolder::Grace::wait : TableHolder::Grace::skip);
+    }
+    stop = true;
+    r1.join();
+    r2.join();
+    CHECK(first.expired());
+    CHECK(h.load()->size() == 3 * Table::kChunkMax);
 }

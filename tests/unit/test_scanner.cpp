@@ -5,7 +5,9 @@
 #include "remapfs/health/scanner.hpp"
 #include "remapfs/block/null_backing.hpp"
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 using namespace remapfs;
 using namespace remapfs::health;
@@ -81,6 +83,31 @@ TEST_CASE("pacer: full speed only after the idle window, a guaranteed rate while
     // Once idle, the busy budget is forgotten.
     p.done(1 << 20, now + 100'000, true, 1);
     CHECK(p.next({0, now - 1'000'000}, now + 200'000, ss, 256).wait_us == 0);
+}
+
+TEST_CASE("activity adds up every thread's requests; a thread's count is reused after it exits") {
+    FakeClock clock(1000);
+    Activity a(clock);
+    CHECK(a.sample().in_flight == 0);
+    a.begin();
+    std::atomic<int> stage{0};
+    std::thread other([&] {
+        Activity::Scope busy(&a);
+        clock.advance_us(500);
+        stage = 1;
+        while (stage != 2) std::this_thread::yield();
+    });
+    while (stage != 1) std::this_thread::yield();
+    CHECK(a.sample().in_flight == 2);
+    stage = 2;
+    other.join();
+    const Activity::Sample after = a.sample();
+    CHECK(after.in_flight == 1);
+    CHECK(after.last_done_us == 1500);  // the other thread's end, the latest of all threads'
+    a.end();
+    CHECK(a.sample().in_flight == 0);
+    for (int i = 0; i < 20; ++i) std::thread([&] { Activity::Scope busy(&a); }).join();
+    CHECK(a.sample().in_flight == 0);
 }
 
 TEST_CASE("scan order: sequential, and staggered regions x segments, cover each sector once") {

@@ -45,7 +45,7 @@ public:
 private:
     enum class Io { read, write };
     // A snapshot with no sector of [first, first+n) in the middle of a move.
-    remap::Snapshot settled_snapshot(Lba first, SectorCount n) const;
+    remap::TableHolder::Pin settled_snapshot(Lba first, SectorCount n) const;
     // Whole sectors [first, first+n): runs through the fast path, failing runs sector by sector.
     Result<void> body(Io io, Lba first, SectorCount n, std::byte* data, const RunObserver* observer = nullptr);
     // The fast path: every physical run of [first, first+n) in flight at once. False with the

@@ -8,28 +8,42 @@
 // logic against an injected clock and an activity sample, so it is unit-tested without I/O.
 
 #include "remapfs/clock.hpp"
+#include "remapfs/per_thread.hpp"
 #include "remapfs/units.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
 namespace remapfs::health {
 
 // User I/O in flight and when the last one finished; updated by the remap layer on every
-// user request (two relaxed atomics), read by the scanner.
+// user request, read by the scanner. Kept per thread so requests on different CPUs never write
+// the same cache line; a sample adds the threads' counts up.
 class Activity {
 public:
     explicit Activity(Clock& clock) : clock_(clock) {}
-    void begin() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+    void begin() {
+        Counts& c = counts_.local();
+        c.in_flight.store(c.in_flight.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
     void end() {
-        last_done_us_.store(clock_.now_us(), std::memory_order_relaxed);
-        in_flight_.fetch_sub(1, std::memory_order_relaxed);
+        Counts& c = counts_.local();
+        c.last_done_us.store(clock_.now_us(), std::memory_order_relaxed);
+        c.in_flight.store(c.in_flight.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
     }
     struct Sample {
         std::uint32_t in_flight = 0;
         std::int64_t last_done_us = 0;
     };
-    Sample sample() const { return {in_flight_.load(std::memory_order_relaxed), last_done_us_.load(std::memory_order_relaxed)}; }
+    Sample sample() const {
+        Sample s;
+        counts_.for_each([&](const Counts& c) {
+            s.in_flight += c.in_flight.load(std::memory_order_relaxed);
+            s.last_done_us = std::max(s.last_done_us, c.last_done_us.load(std::memory_order_relaxed));
+        });
+        return s;
+    }
 
     class Scope {
     public:
@@ -43,9 +57,12 @@ public:
     };
 
 private:
+    struct Counts {
+        std::atomic<std::uint32_t> in_flight{0};  // written only by its own thread
+        std::atomic<std::int64_t> last_done_us{0};
+    };
     Clock& clock_;
-    std::atomic<std::uint32_t> in_flight_{0};
-    std::atomic<std::int64_t> last_done_us_{0};
+    PerThread<Counts> counts_;
 };
 
 class Pacer {

@@ -1,13 +1,15 @@
 #pragma once
-// The remap table as immutable snapshots. Readers load the current snapshot with one atomic
-// shared_ptr load and keep it for the whole request; no lock is taken per I/O. Writers
-// (remap/unremap) serialise on TableHolder's writer mutex, build a new snapshot and publish it.
+// The remap table as immutable snapshots. A request pins the current snapshot for its whole
+// length with a hazard pointer in its own thread's slot (no lock, no shared cache line
+// written); other readers copy a shared_ptr. Writers (remap/unremap) serialise on
+// TableHolder's writer mutex, build a new snapshot and publish it.
 //
 // Memory is proportional to the number of remaps, never to the device size: sorted chunks of
 // at most kChunkMax entries (24 bytes each) behind shared pointers, plus each chunk's first lba
 // for the binary search. Snapshots share every chunk they have in common, so an edit copies one
 // or two chunks and the chunk index (O(chunk + n/chunk)), not the whole table.
 
+#include "remapfs/per_thread.hpp"
 #include "remapfs/units.hpp"
 
 #include <array>
@@ -180,8 +182,49 @@ using Snapshot = std::shared_ptr<const Table>;
 
 class TableHolder {
 public:
-    TableHolder() : current_(std::make_shared<const Table>()) {}
+    // A snapshot held for one request. The table stays alive and unchanged while the pin
+    // lives; release it on the thread that took it, before asking a writer for anything.
+    class Pin {
+    public:
+        Pin() = default;
+        Pin(Pin&& o) noexcept : table_(o.table_), hazard_(o.hazard_), owned_(std::move(o.owned_)) {
+            o.table_ = nullptr;
+            o.hazard_ = nullptr;
+        }
+        Pin& operator=(Pin&& o) noexcept {
+            if (this != &o) {
+                reset();
+                std::swap(table_, o.table_);
+                std::swap(hazard_, o.hazard_);
+                owned_ = std::move(o.owned_);
+            }
+            return *this;
+        }
+        Pin(const Pin&) = delete;
+        Pin& operator=(const Pin&) = delete;
+        ~Pin() { reset(); }
 
+        const Table& operator*() const { return *table_; }
+        const Table* operator->() const { return table_; }
+        void reset() {
+            if (hazard_) hazard_->store(nullptr, std::memory_order_release);
+            hazard_ = nullptr;
+            owned_.reset();
+            table_ = nullptr;
+        }
+
+    private:
+        friend class TableHolder;
+        const Table* table_ = nullptr;
+        std::atomic<const Table*>* hazard_ = nullptr;  // this thread's entry naming table_
+        Snapshot owned_;                               // instead, when every entry was taken
+    };
+
+    TableHolder();
+
+    // The request path: no lock, and the only store goes to this thread's own cache line.
+    Pin pin() const;
+    // Everyone else (status, the remapper, tests): a shared_ptr copy.
     Snapshot load() const { return current_.load(std::memory_order_acquire); }
 
     // Readers that met a moving entry drop their snapshot and wait here for a newer one.
@@ -189,7 +232,7 @@ public:
 
     enum class Grace { skip, wait };
     // Writer side. With Grace::wait, returns once no request still holds an older snapshot (an
-    // RCU grace period), so no in-flight I/O uses the old mapping any more: needed before
+    // RCU grace period), so no in-flight I/O uses an old mapping any more: needed before
     // copying a sector's data. A caller holding a snapshot itself must use Grace::skip.
     void publish(Table t, Grace g);
     // publish(edit(current table)), without holding the current snapshot across the grace
@@ -209,7 +252,21 @@ public:
     std::mutex& writer_mutex() { return writer_mutex_; }
 
 private:
+    // Pins a thread can hold at once (nested requests, several holders); more fall back to
+    // a shared_ptr copy.
+    struct Hazards {
+        std::array<std::atomic<const Table*>, 4> entries{};
+    };
+    bool pinned(const Table* t) const;
+    void drop_unused_retired();  // needs publish_mutex_
+
     std::atomic<Snapshot> current_;
+    std::atomic<const Table*> current_raw_;  // current_.get(), what pins load
+    mutable PerThread<Hazards> hazards_;
+    std::mutex publish_mutex_;
+    // Replaced snapshots that a request may still pin or a load() still hold; freed by a
+    // later publish once nobody does.
+    std::vector<Snapshot> retired_;
     std::mutex writer_mutex_;
     mutable std::mutex change_mutex_;
     mutable std::condition_variable changed_;
