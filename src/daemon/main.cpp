@@ -122,7 +122,7 @@ int run(int argc, char** argv) {
         die(detacher, e.what());
     }
 
-    fuse_op::FsContext ctx{*instance, o.image_name, o.mountpoint, o.instance.read_only, o.writeback_cache, o.bdi, ::getuid(), ::getgid(), {}, {}, fuse_op::HandleModes{o.direct_bypass}};
+    fuse_op::FsContext ctx{*instance, o.image_name, o.mountpoint, o.instance.read_only, o.writeback_cache, o.bdi, o.single_thread ? 1 : o.threads, ::getuid(), ::getgid(), {}, {}, fuse_op::HandleModes{o.direct_bypass}};
     ::clock_gettime(CLOCK_REALTIME, &ctx.mount_time);
 
     std::string mount_opts = fmt::format("fsname=remapfs:{},subtype=remapfs,default_permissions",
@@ -164,7 +164,7 @@ int run(int argc, char** argv) {
         } else {
             fuse_loop_config* cfg = fuse_loop_cfg_create();
             fuse_loop_cfg_set_clone_fd(cfg, 1);
-            fuse_loop_cfg_set_max_threads(cfg, 16);
+            fuse_loop_cfg_set_max_threads(cfg, o.threads);
             status = fuse_session_loop_mt(se, cfg);
             fuse_loop_cfg_destroy(cfg);
         }

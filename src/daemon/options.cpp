@@ -97,6 +97,8 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             if (need_value()) o.bdi.max_dirty_percent = parse_bounded(key, value, 1, 100);
         } else if (key == "readahead_kb") {
             if (need_value()) o.bdi.readahead_kib = parse_bounded(key, value, 0, 65536);
+        } else if (key == "threads") {
+            if (need_value()) o.threads = parse_bounded(key, value, 1, 256);
         } else if (key == "noscan" && !has_value) {
             o.scanner = false;
         } else if (key == "allow_inject" && !has_value) {
@@ -144,6 +146,7 @@ std::string usage(const char* argv0) {
         "  -o direct_bypass=on|off  O_DIRECT openers (losetup --direct-io=on) bypass the kernel page cache (default on)\n"
         "  -o max_dirty_percent=N  share of the kernel's dirty page limit buffered writers of the image may hold (default {})\n"
         "  -o readahead_kb=N       kernel readahead for buffered readers of the image (default {})\n"
+        "  -o threads=N            FUSE worker threads, each one request in flight at a time (default {})\n"
         "  -o noscan               no background scanner thread (see remapctl scan for its knobs)\n"
         "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"
         "  -o inject_file=PATH     tests only: fault rules (JSON array) loaded at mount\n"
@@ -153,7 +156,7 @@ std::string usage(const char* argv0) {
         "  -s                      single-threaded\n"
         "  -h, --help              this text\n"
         "  -V, --version           version\n",
-        argv0, fuse_op::BdiTuning{}.max_dirty_percent, fuse_op::BdiTuning{}.readahead_kib);
+        argv0, fuse_op::BdiTuning{}.max_dirty_percent, fuse_op::BdiTuning{}.readahead_kib, Options{}.threads);
 }
 
 ParseResult parse_command_line(int argc, char** argv, bool helper) {

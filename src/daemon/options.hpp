@@ -22,6 +22,7 @@ struct Options {
     bool foreground = false;
     bool debug = false;
     bool single_thread = false;
+    std::uint32_t threads = 16;  // -o threads=N: FUSE worker threads
     bool allow_other = false;
     bool writeback_cache = true;         // -o writeback_cache=off: buffered writes go through one by one
     bool direct_bypass = true;           // -o direct_bypass=off: O_DIRECT opens use the kernel's cached path

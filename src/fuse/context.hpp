@@ -30,6 +30,7 @@ struct FsContext {
     // the kernel's page cache; the kernel sends them to us in batches and fsync waits for them.
     bool writeback_cache = true;
     BdiTuning bdi;
+    std::uint32_t threads = 16;  // FUSE worker threads
     uid_t uid = 0;
     gid_t gid = 0;
     struct timespec mount_time {};

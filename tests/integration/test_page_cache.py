@@ -6,7 +6,8 @@
     fsync or close reports the error, and the backing and the next mount's image keep their size
   writeback_cache=off: the same write past the end fails at write() itself (EFBIG)
   readahead_kb, max_dirty_percent: the mount's /sys/class/bdi/<dev>/read_ahead_kb and max_ratio
-    after the first open (1024 and 5 by default, the options' values otherwise; strict_limit stays)
+    after the first open (4096 and 5 by default, the options' values otherwise; strict_limit stays)
+  threads: the connection's max_background is twice the worker threads (16 by default)
   O_DIRECT opens bypass the page cache (FOPEN_DIRECT_IO, seen as MAP_SHARED refused with ENODEV)
     unless a cached handle is open, and every reader sees the last write whichever way it came:
     a cached reader open during an O_DIRECT write, a buffered open during a bypassing one, and a
@@ -32,6 +33,21 @@ def bdi_knob(mnt, name):
     dev = os.stat(mnt).st_dev
     with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/{name}") as f:
         return int(f.read())
+
+
+def fuse_conn_knob(mnt, name):
+    """/sys/fs/fuse/connections/<dev>/<name>, mounting fusectl for the read if it is not."""
+    conns = "/sys/fs/fuse/connections"
+    mounted_here = False
+    if not os.path.ismount(conns):
+        rt.sh(["mount", "-t", "fusectl", "fusectl", conns], quiet=True)
+        mounted_here = True
+    try:
+        with open(f"{conns}/{os.minor(os.stat(mnt).st_dev)}/{name}") as f:
+            return int(f.read())
+    finally:
+        if mounted_here:
+            rt.sh(["umount", conns], quiet=True)
 
 
 def write_past_end(image, size):
@@ -138,6 +154,7 @@ def body(ctx):
     check_eq(rt.pread_file(backing, off, len(data)), data, "backing after fsync")
     check_eq(bdi_knob(mnt, "read_ahead_kb"), 4096, "read_ahead_kb (default)")
     check_eq(bdi_knob(mnt, "max_ratio"), 5, "max_ratio (default max_dirty_percent)")
+    check_eq(fuse_conn_knob(mnt, "max_background"), 32, "max_background (twice the 16 default threads)")
     dev = os.stat(mnt).st_dev
     if os.path.exists(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/strict_limit"):  # kernel >= 6.2
         check_eq(bdi_knob(mnt, "strict_limit"), 1, "strict_limit (the kernel's FUSE default, kept)")
@@ -150,8 +167,9 @@ def body(ctx):
           f"a buffered write past the end must fail at fsync or close, saw {seen}")
     dm.stop()
     check_eq(os.stat(backing).st_size, B, "backing size after the failed write")
-    dm = ctx.mount_fg(backing, mnt, f"db={d}/remap.db,spare={d}/spare.img,writeback_cache=off,readahead_kb=256,direct_bypass=off,max_dirty_percent=2")
+    dm = ctx.mount_fg(backing, mnt, f"db={d}/remap.db,spare={d}/spare.img,writeback_cache=off,readahead_kb=256,direct_bypass=off,max_dirty_percent=2,threads=3")
     check_eq(os.stat(dm.image).st_size, B, "disk.img size after remount")
+    check_eq(fuse_conn_knob(mnt, "max_background"), 6, "max_background (threads=3)")
     check_eq(rt.pread_file(dm.image, off, len(data)), data, "data after remount")
     check_eq(bdi_knob(mnt, "read_ahead_kb"), 256, "read_ahead_kb (readahead_kb=256)")
     check_eq(bdi_knob(mnt, "max_ratio"), 2, "max_ratio (max_dirty_percent=2)")
