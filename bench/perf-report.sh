@@ -10,7 +10,8 @@
 #   BENCH_SH=../shared/bench/bench.sh  (relative to the repository root)
 #   BUILD_DIR=build-bench               meson build dir (release)
 #   RESULTS_DIR=bench/results/perf-<stamp>   report.md + the small files, for committing
-#   TARGETS="raw pt qsd nbd"            bench.sh targets of the first run (remapfs is added)
+#   TARGETS="raw pt qsd nbd"            bench.sh targets of the first run (remapfs is added: after
+#                                       raw in odd rounds, last in even ones)
 #   REMAPFS_OPTS=""                     extra -o options for remapfs (comma separated)
 #   ROUNDS=3                            rounds of (peers + remapfs, then remapfs-1pct paired with
 #                                       remapfs job by job); the report takes medians and counts the
@@ -194,11 +195,26 @@ run_paired() {   # run_paired ROUND OUT
 }
 
 # ---------------------------------------------------------------- rounds
+# Where remapfs runs among the targets alternates between rounds: right after raw in odd
+# rounds, last in even ones (bench.sh runs targets in the order given). Throughput drifts over
+# the ~20 minutes of one bench.sh run (host cache, neighbours), and a fixed order would give that
+# drift to the same side every time.
+round_targets() {   # round_targets ROUND
+    local t out=()
+    (( $1 % 2 == 0 )) && { echo "$PEER_TARGETS"; return; }
+    for t in $PEER_TARGETS; do
+        out+=("$t")
+        [[ $t == raw ]] && out+=(extra)
+    done
+    [[ " ${out[*]} " == *" extra "* ]] || out=(extra "${out[@]}")
+    echo "${out[*]}"
+}
+
 # Each round: bench.sh with the peers and remapfs, then the paired remapped comparison.
 for ((round = 1; round <= ROUNDS; round++)); do
     if [[ ${SKIP_PEERS:-0} != 1 ]]; then
         run1=$WORK/results/perf-$STAMP-r$round-peers
-        run_bench remapfs "$run1" "$PEER_TARGETS" ""
+        run_bench remapfs "$run1" "$(round_targets "$round")" ""
         RUNS1+=("$run1")
     fi
     if [[ ${SKIP_REMAPPED:-0} != 1 ]]; then

@@ -121,7 +121,8 @@ def main():
       "median over the rounds (min–max in brackets), and \"rounds\" says in how many rounds the target "
       "was met on that round's own numbers. Throughput: IOPS for 4k jobs, MB/s (10^6 B/s) for 1M jobs. "
       "Absolute numbers drift between runs on this shared 2-vCPU VM; the full bench.sh report of each "
-      "round (p99 latency, daemon CPU) follows at the end.\n")
+      "round (p99 latency, daemon CPU) follows at the end. remapfs ran right after raw in odd rounds and "
+      "last in even ones, so drift during a run does not always favour the same side.\n")
 
     failures = 0
     checks = 0
