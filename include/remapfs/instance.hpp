@@ -4,6 +4,7 @@
 // the daemon and by remapctl when no daemon is running. Opening throws std::runtime_error with
 // a one-line message; nothing on disk changes unless every check passed.
 
+#include "remapfs/block/backing.hpp"
 #include "remapfs/block/fault_injector.hpp"
 #include "remapfs/block/layer.hpp"
 #include "remapfs/clock.hpp"
@@ -71,6 +72,7 @@ public:
     block::BlockLayer& image() { return *stack_; }         // the remap layer, byte-addressed
     block::BlockLayer& physical() { return *physical_; }   // below it
     block::FaultInjector* injector() { return injector_; } // null unless allow_inject
+    const block::Backing& backing() const { return *backing_; }  // the bottom of the stack
     remap::Remapper& remapper() { return *remapper_; }
     remap::TableHolder& tables() { return tables_; }
     db::Store& store() { return *store_; }
@@ -94,6 +96,7 @@ private:
     remap::TableHolder tables_;
     std::unique_ptr<block::BlockLayer> stack_;
     block::BlockLayer* physical_ = nullptr;
+    block::Backing* backing_ = nullptr;
     block::FaultInjector* injector_ = nullptr;
     std::unique_ptr<remap::Remapper> remapper_;
     Clock* clock_ = nullptr;

@@ -95,7 +95,8 @@ void ControlServer::handle(int conn) {
                                    {"mountpoint", info_.mountpoint},
                                    {"image", info_.image_path},
                                    {"read_only", in_.read_only()},
-                                   {"backing_direct_io", in_.direct_io()}};
+                                   {"backing_direct_io", in_.direct_io()},
+                                   {"bounced_bytes", in_.backing().bounced_bytes()}};
         }
     }
     std::string out = reply.dump() + "\n";

@@ -131,6 +131,11 @@ void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
         for (IoRun& r : runs) r.result = Errno{ENOMEM};
         return;
     }
+    if (scratch_len) {
+        std::uint64_t copied = 0;
+        for (const Group& g : groups) copied += g.bounce ? g.len : 0;
+        bounced_bytes_.fetch_add(copied, std::memory_order_relaxed);
+    }
     std::size_t at = 0, iov_at = 0;
     for (const Group& g : groups) {
         const std::size_t head = order[g.first];

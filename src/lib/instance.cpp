@@ -321,8 +321,10 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     in->backing_fd_ = std::move(backing.fd);
     if (spare) in->spare_fd_ = std::move(spare->fd);
     Clock& clock = o.clock ? *o.clock : SystemClock::instance();
-    std::unique_ptr<block::BlockLayer> phys = std::make_unique<block::Backing>(
-        layout.g, in->backing_fd_.get(), in->spare_fd_.get(), ByteOffset{layout.spare_offset}, direct);
+    auto bottom = std::make_unique<block::Backing>(layout.g, in->backing_fd_.get(), in->spare_fd_.get(),
+                                                   ByteOffset{layout.spare_offset}, direct);
+    in->backing_ = bottom.get();
+    std::unique_ptr<block::BlockLayer> phys = std::move(bottom);
     if (o.allow_inject) {
         auto inj = std::make_unique<block::FaultInjector>(std::move(phys), layout.g, clock);
         for (const auto& rule : o.faults) inj->add(rule);

@@ -69,11 +69,15 @@ void round_trip(bool want_direct, std::size_t misalign, std::uint64_t a, std::ui
     auto w = runs_for(f.g, wbuf + misalign, Lba{40}, a, b);
     bk.pwrite_runs(w);
     for (const auto& r : w) CHECK(bool(r.result));
+    // Only unaligned buffers are copied, and every byte of them once.
+    const std::uint64_t copied = f.direct && misalign ? len : 0;
+    CHECK(bk.bounced_bytes() == copied);
 
     std::memset(rbuf, 0, len + 4096);
     auto rd = runs_for(f.g, rbuf + misalign, Lba{40}, a, b);
     bk.pread_runs(rd);
     for (const auto& r : rd) CHECK(bool(r.result));
+    CHECK(bk.bounced_bytes() == 2 * copied);
     CHECK(std::memcmp(rbuf + misalign, src.data(), len) == 0);
 
     // Each piece landed where its run said: sector 5 of the request is slot `a` of the spare.

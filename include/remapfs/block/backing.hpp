@@ -8,6 +8,8 @@
 #include "remapfs/geometry.hpp"
 #include "remapfs/unique_fd.hpp"
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 namespace remapfs::block {
@@ -37,6 +39,11 @@ public:
     Result<void> flush() override;
     Result<void> discard(ByteOffset off, ByteCount len) override;
 
+    // Bytes copied through the bounce buffer because a caller's buffer was not aligned for
+    // O_DIRECT. FUSE write data arrives page-aligned (fuse/session_loop.hpp) and reads land in
+    // aligned buffers, so on the data path this stays at zero; remapctl status shows it.
+    std::uint64_t bounced_bytes() const { return bounced_bytes_.load(std::memory_order_relaxed); }
+
 private:
     const Extent& extent_for(ByteOffset off, ByteCount len) const;
     void transfer_runs(std::span<IoRun> runs, bool write);
@@ -45,6 +52,7 @@ private:
     Extent spare_;
     ByteCount size_;
     bool direct_;
+    std::atomic<std::uint64_t> bounced_bytes_{0};  // written only when a copy is made anyway
 };
 
 }  // namespace remapfs::block
