@@ -6,6 +6,7 @@
 #include "daemon/daemonize.hpp"
 #include "daemon/options.hpp"
 #include "fuse/ops.hpp"
+#include "fuse/session_loop.hpp"
 #include "remapfs/log.hpp"
 #include "remapfs_config.h"
 
@@ -159,15 +160,8 @@ int run(int argc, char** argv) {
         if (detacher) detacher->ready();
         instance->start_services(o.scanner);  // after the fork: no thread may cross it
 
-        if (o.single_thread) {
-            status = fuse_session_loop(se);
-        } else {
-            fuse_loop_config* cfg = fuse_loop_cfg_create();
-            fuse_loop_cfg_set_clone_fd(cfg, 1);
-            fuse_loop_cfg_set_max_threads(cfg, o.threads);
-            status = fuse_session_loop_mt(se, cfg);
-            fuse_loop_cfg_destroy(cfg);
-        }
+        status = fuse_op::run_session(se, o.single_thread ? 1 : o.threads);
+        if (status != 0) log::error("reading the FUSE device: {}", errno_name(-status));
     }
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);

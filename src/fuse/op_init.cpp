@@ -1,4 +1,7 @@
 #include "fuse/ops.hpp"
+#include "fuse/session_loop.hpp"
+
+#include <algorithm>
 
 namespace remapfs::fuse_op {
 
@@ -7,6 +10,8 @@ void init(void* userdata, fuse_conn_info* conn) {
     // Splice is off because every sector's outcome must be seen by the remap layer (a failed
     // spliced transfer hides which sector failed).
     conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    // The session loop's receive buffers hold writes up to this size (and no larger).
+    conn->max_write = std::min<unsigned>(conn->max_write, kMaxWrite);
     // Writeback caching: a buffered write (loop --direct-io=off, cp) is acknowledged from the
     // page cache, as on any file, and reaches the remap layer when the kernel writes it back;
     // fsync/close wait for it and return any error. Every write we receive is still remapped

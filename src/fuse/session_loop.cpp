@@ -1,0 +1,150 @@
+#include "fuse/session_loop.hpp"
+
+#include "remapfs/log.hpp"
+
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace remapfs::fuse_op {
+namespace {
+
+// A write's data follows the request header and the write's own arguments.
+constexpr std::size_t kWriteDataOffset = sizeof(fuse_in_header) + sizeof(fuse_write_in);
+// Sent to each worker still blocked in read(2) once the session has ended.
+constexpr int kWakeSignal = SIGUSR1;
+
+// One worker's receive buffer, placed so that a write's data starts on a page. libfuse reads
+// with its own buffer size, which before INIT is 256 pages plus one (3.14) and after INIT
+// kMaxWrite plus one page; the kernel never writes more than the request it delivers.
+class ReceiveBuffer {
+public:
+    ReceiveBuffer()
+        : page_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))),
+          bytes_(std::max<std::size_t>(256 * page_, kMaxWrite) + 2 * page_),
+          base_(static_cast<char*>(std::aligned_alloc(page_, bytes_))) {}
+    ~ReceiveBuffer() { std::free(base_); }
+    ReceiveBuffer(const ReceiveBuffer&) = delete;
+    ReceiveBuffer& operator=(const ReceiveBuffer&) = delete;
+
+    explicit operator bool() const { return base_ != nullptr; }
+    char* receive_area() const { return base_ + page_ - kWriteDataOffset; }
+
+private:
+    std::size_t page_;
+    std::size_t bytes_;
+    char* base_;
+};
+
+struct Session {
+    fuse_session* se;
+    sem_t finished;             // posted by each worker that leaves
+    std::atomic<int> error{0};  // the first fatal read error
+};
+
+void work(Session& s, std::atomic<bool>& done) {
+    ReceiveBuffer buffer;
+    if (!buffer) s.error = -ENOMEM;
+    fuse_buf fbuf{};
+    fbuf.mem = buffer.receive_area();
+    while (buffer && !fuse_session_exited(s.se)) {
+        const int res = fuse_session_receive_buf(s.se, &fbuf);
+        if (res == -EINTR || res == -EAGAIN) continue;
+        if (res <= 0) {  // 0: unmounted or ended by a signal
+            if (res < 0) {
+                int expected = 0;
+                s.error.compare_exchange_strong(expected, res);
+            }
+            break;
+        }
+        fuse_session_process_buf(s.se, &fbuf);
+    }
+    fuse_session_exit(s.se);
+    done = true;
+    ::sem_post(&s.finished);
+}
+
+void ignore_signal(int) {}
+
+// Installs a handler without SA_RESTART, so the wake signal makes read(2) return EINTR.
+class WakeHandler {
+public:
+    WakeHandler() {
+        struct sigaction sa {};
+        sa.sa_handler = ignore_signal;
+        ::sigemptyset(&sa.sa_mask);
+        ::sigaction(kWakeSignal, &sa, &old_);
+    }
+    ~WakeHandler() { ::sigaction(kWakeSignal, &old_, nullptr); }
+    WakeHandler(const WakeHandler&) = delete;
+    WakeHandler& operator=(const WakeHandler&) = delete;
+
+private:
+    struct sigaction old_ {};
+};
+
+// Workers block the signals that end the session (as libfuse's loop does), so the kernel
+// delivers them to the thread waiting in run_session, whose sem_wait they interrupt.
+class BlockTerminationSignals {
+public:
+    BlockTerminationSignals() {
+        sigset_t set;
+        ::sigemptyset(&set);
+        for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) ::sigaddset(&set, sig);
+        ::pthread_sigmask(SIG_BLOCK, &set, &old_);
+    }
+    ~BlockTerminationSignals() { ::pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+    BlockTerminationSignals(const BlockTerminationSignals&) = delete;
+    BlockTerminationSignals& operator=(const BlockTerminationSignals&) = delete;
+
+private:
+    sigset_t old_;
+};
+
+}  // namespace
+
+int run_session(fuse_session* se, unsigned threads) {
+    WakeHandler wake;
+    Session s{se, {}, {}};
+    ::sem_init(&s.finished, 0, 0);
+    threads = std::max(threads, 1u);
+    const auto done = std::make_unique<std::atomic<bool>[]>(threads);
+    std::vector<std::thread> workers;
+    workers.reserve(threads);
+    try {
+        BlockTerminationSignals blocked;
+        for (unsigned i = 0; i < threads; ++i) workers.emplace_back(work, std::ref(s), std::ref(done[i]));
+    } catch (const std::system_error& e) {
+        log::error("cannot start FUSE worker thread {}: {}", workers.size() + 1, e.what());
+        s.error = -EAGAIN;
+        fuse_session_exit(se);
+    }
+
+    while (!fuse_session_exited(se)) ::sem_wait(&s.finished);  // EINTR: a signal; look again
+
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+        // Resent until it leaves: a signal that lands just before the worker enters read(2)
+        // is handled and forgotten, and the worker would sleep on.
+        while (!done[i]) {
+            ::pthread_kill(workers[i].native_handle(), kWakeSignal);
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        workers[i].join();
+    }
+    ::sem_destroy(&s.finished);
+    return s.error;
+}
+
+}  // namespace remapfs::fuse_op
