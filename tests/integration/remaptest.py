@@ -392,6 +392,23 @@ class Loop(Resource):
         self.dev, self.image = dev, image
         self.name = f"loop {dev} on {image}"
         self.detached = False
+        try:
+            st = os.stat(image)
+            self.backing_id = (f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}", str(st.st_ino))
+        except OSError:
+            self.backing_id = None
+
+    def still_ours(self, bf):
+        """Does the device still back our image? bf is its sysfs backing_file."""
+        bf = bf.replace(" (deleted)", "")
+        if os.path.realpath(bf) == os.path.realpath(self.image):
+            return True
+        # Once the daemon under the image is gone its mount is detached, and the path reads
+        # "/disk.img"; the device and inode the loop holds still say whose it is.
+        if os.path.basename(bf) != os.path.basename(self.image) or self.backing_id is None:
+            return False
+        r = sh(["losetup", "-l", "-n", "-O", "BACK-MAJ:MIN,BACK-INO", self.dev], check_rc=False, quiet=True)
+        return tuple(r.stdout.split()) == self.backing_id
 
     def sysfs(self, what):
         try:
@@ -405,7 +422,7 @@ class Loop(Resource):
             return
         # Only detach if the device is still ours (by backing file name).
         bf = self.sysfs("backing_file")
-        if bf is not None and os.path.realpath(bf.replace(" (deleted)", "")) != os.path.realpath(self.image):
+        if bf is not None and not self.still_ours(bf):
             log(f"  warning: {self.dev} now backs {bf}, not {self.image}; leaving it alone")
             self.detached = True
             return

@@ -96,6 +96,7 @@ def body(ctx):
             writer.kill()
             writer.wait()
     dio.detach()
+    check_eq(dio.sysfs("backing_file"), None, f"{dio.dev} detached after its daemon stopped")
 
     log("--- remount: what was synced before the stops is intact")
     d = ctx.mount_fg(backing, mnt, f"db={db},noscan")
