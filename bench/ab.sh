@@ -5,7 +5,9 @@
 #
 #   sudo PAIRS=3 VIEWS="file loopdio" JOBS="sw1m rr4k_qd16" bench/ab.sh OLD_BIN NEW_BIN [SIZE]
 #
-# Environment: PAIRS (default 3), A_OPTS / B_OPTS (extra -o options for each side),
+# Environment: PAIRS (default 3), A_OPTS / B_OPTS (extra -o options for each side), FROM (a
+# directory with remapfs.db and remapfs.spare to start every mount from, e.g. perf-report.sh's
+# $WORK/remapfs-1pct; default a fresh database and spare),
 # everything bench.sh reads (VIEWS, JOBS, RUNTIME, RAMP, WORK, SEQ_QD, ...). Prints one row per
 # view and job: each pair's throughput for A and B (IOPS for 4k jobs, MB/s for 1M jobs) and the
 # median of the pairs' B/A ratios, and the daemon's CPU.
@@ -27,10 +29,14 @@ A_BIN=$(realpath "$1") B_BIN=$(realpath "$2") SIZE=${3:-2G}
 OUT=$WORK/ab-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 
+FROM=${FROM:-}
+[[ -z $FROM || (-f $FROM/remapfs.db && -f $FROM/remapfs.spare) ]] || die "FROM=$FROM has no remapfs.db and remapfs.spare"
+
 mount_cmd() {   # mount_cmd BIN OPTS
-    local opts="db={WORK}/remapfs.db,spare={WORK}/remapfs.spare${2:+,$2}"
+    local opts="db={WORK}/remapfs.db,spare={WORK}/remapfs.spare${2:+,$2}" start="truncate -s 256M {WORK}/remapfs.spare"
+    [[ -n $FROM ]] && start="cp $FROM/remapfs.db {WORK}/remapfs.db && cp --sparse=always $FROM/remapfs.spare {WORK}/remapfs.spare"
     echo "rm -f {WORK}/remapfs.db {WORK}/remapfs.db-wal {WORK}/remapfs.db-shm {WORK}/remapfs.spare" \
-         "&& truncate -s 256M {WORK}/remapfs.spare && exec $1 -f -o $opts {BACKING} {MNT}"
+         "&& $start && exec $1 -f -o $opts {BACKING} {MNT}"
 }
 
 run_side() {    # run_side NAME BIN OPTS DIR
