@@ -32,15 +32,11 @@ mkdir -p "$OUT"
 FROM=${FROM:-}
 [[ -z $FROM || (-f $FROM/remapfs.db && -f $FROM/remapfs.spare) ]] || die "FROM=$FROM has no remapfs.db and remapfs.spare"
 
-mount_cmd() {   # mount_cmd BIN OPTS
-    local opts="db={WORK}/remapfs.db,spare={WORK}/remapfs.spare${2:+,$2}" start="truncate -s 256M {WORK}/remapfs.spare"
-    [[ -n $FROM ]] && start="cp $FROM/remapfs.db {WORK}/remapfs.db && cp --sparse=always $FROM/remapfs.spare {WORK}/remapfs.spare"
-    echo "rm -f {WORK}/remapfs.db {WORK}/remapfs.db-wal {WORK}/remapfs.db-shm {WORK}/remapfs.spare" \
-         "&& $start && exec $1 -f -o $opts {BACKING} {MNT}"
-}
+# shellcheck source=bench/mount-cmd.sh
+source "$REPO/bench/mount-cmd.sh"
 
 run_side() {    # run_side NAME BIN OPTS DIR
-    TARGETS=" " EXTRA_NAME=$1 EXTRA_MOUNT_CMD=$(mount_cmd "$2" "$3") EXTRA_FILE='{MNT}/disk.img' \
+    TARGETS=" " EXTRA_NAME=$1 EXTRA_MOUNT_CMD=$(remapfs_mount_cmd "$2" "$3" "$FROM" 256M) EXTRA_FILE='{MNT}/disk.img' \
         REPEAT="" OUT=$4 "$BENCH_SH" "$SIZE" >"$4.log" 2>&1 || die "bench.sh failed, see $4.log"
     [[ -f $4/results.tsv ]] || die "bench.sh wrote no results.tsv in $4"
 }

@@ -112,16 +112,9 @@ stop_remapfs() {
     OWN_PID="" OWN_MNT=""
 }
 
-mount_cmd() {   # mount_cmd SRC_DIR : bench.sh EXTRA_MOUNT_CMD that starts from SRC_DIR's db+spare (or fresh)
-    local src=$1 opts="db={WORK}/remapfs.db,spare={WORK}/remapfs.spare${REMAPFS_OPTS:+,$REMAPFS_OPTS}"
-    local c="rm -f {WORK}/remapfs.db {WORK}/remapfs.db-wal {WORK}/remapfs.db-shm {WORK}/remapfs.spare"
-    if [[ -n $src ]]; then
-        c+=" && cp $src/remapfs.db {WORK}/remapfs.db && cp --sparse=always $src/remapfs.spare {WORK}/remapfs.spare"
-    else
-        c+=" && truncate -s $SPARE_SIZE {WORK}/remapfs.spare"
-    fi
-    echo "$c && exec $REMAPFS -f -o $opts {BACKING} {MNT}"
-}
+# shellcheck source=bench/mount-cmd.sh
+source "$REPO/bench/mount-cmd.sh"
+mount_cmd() { remapfs_mount_cmd "$REMAPFS" "$REMAPFS_OPTS" "$1" "$SPARE_SIZE"; }   # mount_cmd SRC_DIR
 
 run_bench() {   # run_bench NAME OUT TARGETS SRC_DIR
     local name=$1 out=$2 targets=$3 src=$4 rc=0
