@@ -33,8 +33,7 @@ class ReceiveBuffer {
 public:
     ReceiveBuffer()
         : page_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))),
-          bytes_(std::max<std::size_t>(256 * page_, kMaxWrite) + 2 * page_),
-          base_(static_cast<char*>(std::aligned_alloc(page_, bytes_))) {}
+          base_(static_cast<char*>(std::aligned_alloc(page_, std::max(256 * page_, kMaxWrite) + 2 * page_))) {}
     ~ReceiveBuffer() { std::free(base_); }
     ReceiveBuffer(const ReceiveBuffer&) = delete;
     ReceiveBuffer& operator=(const ReceiveBuffer&) = delete;
@@ -44,7 +43,6 @@ public:
 
 private:
     std::size_t page_;
-    std::size_t bytes_;
     char* base_;
 };
 

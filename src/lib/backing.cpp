@@ -104,6 +104,7 @@ void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
         });
     auto rounded = [](std::uint64_t len) { return (len + kDirectAlign - 1) / kDirectAlign * kDirectAlign; };
     std::size_t scratch_len = 0;
+    std::uint64_t bounced = 0;
     for (std::size_t k = 0; k < order.size(); ++k) {
         const IoRun& r = runs[order[k]];
         if (!groups.empty()) {
@@ -123,19 +124,19 @@ void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
     for (const Group& g : groups) {
         // Scattered in memory but aligned: the kernel takes the pieces as they are (preadv).
         // Otherwise one aligned piece of the bounce buffer holds the whole group.
-        if (g.bounce) scratch_len += rounded(g.len);
-        else if (!g.data) iovs.resize(iovs.size() + g.count);  // sized first: spans into it stay valid
+        if (g.bounce) {
+            scratch_len += rounded(g.len);
+            bounced += g.len;
+        } else if (!g.data) {
+            iovs.resize(iovs.size() + g.count);  // sized first: spans into it stay valid
+        }
     }
     std::byte* scratch = scratch_len ? bounce_buffer(scratch_len) : nullptr;
     if (scratch_len && !scratch) {
         for (IoRun& r : runs) r.result = Errno{ENOMEM};
         return;
     }
-    if (scratch_len) {
-        std::uint64_t copied = 0;
-        for (const Group& g : groups) copied += g.bounce ? g.len : 0;
-        bounced_bytes_.fetch_add(copied, std::memory_order_relaxed);
-    }
+    if (bounced) bounced_bytes_.fetch_add(bounced, std::memory_order_relaxed);
     std::size_t at = 0, iov_at = 0;
     for (const Group& g : groups) {
         const std::size_t head = order[g.first];
