@@ -161,7 +161,12 @@ int run(int argc, char** argv) {
         instance->start_services(o.scanner);  // after the fork: no thread may cross it
 
         status = fuse_op::run_session(se, o.single_thread ? 1 : o.threads);
-        if (status != 0) log::error("FUSE session ended by an error: {}", errno_name(-status));
+        if (status != 0) {
+            log::error("FUSE session ended by an error: {}", errno_name(-status));
+        } else if (!ctx.initialised) {
+            log::error("FUSE session ended before the kernel's INIT was answered: nothing was served");
+            status = 1;
+        }
     }
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);

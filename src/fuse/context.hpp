@@ -9,6 +9,7 @@
 #include "fuse/handle_modes.hpp"
 #include "remapfs/instance.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -36,6 +37,9 @@ struct FsContext {
     struct timespec mount_time {};
     std::once_flag bdi_tuned;
     HandleModes handles;
+    // Set once INIT has been answered. A session that ends without it never served anything:
+    // libfuse refused the kernel's INIT and keeps the reason to itself.
+    std::atomic<bool> initialised{false};
 
     struct stat attr(fuse_ino_t ino) const;
 };

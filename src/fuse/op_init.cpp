@@ -6,7 +6,7 @@
 namespace remapfs::fuse_op {
 
 void init(void* userdata, fuse_conn_info* conn) {
-    const FsContext& c = *static_cast<const FsContext*>(userdata);
+    FsContext& c = *static_cast<FsContext*>(userdata);
     // Splice is off because every sector's outcome must be seen by the remap layer (a failed
     // spliced transfer hides which sector failed).
     conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -31,6 +31,7 @@ void init(void* userdata, fuse_conn_info* conn) {
     // context switches per request (bench/README.md).
     conn->max_background = 2 * c.threads;
     conn->congestion_threshold = conn->max_background * 3 / 4;
+    c.initialised = true;
 }
 
 }  // namespace remapfs::fuse_op
