@@ -153,7 +153,7 @@ def body(ctx):
         os.fsync(f.fileno())
     check_eq(rt.pread_file(backing, off, len(data)), data, "backing after fsync")
     check_eq(bdi_knob(mnt, "read_ahead_kb"), 4096, "read_ahead_kb (default)")
-    check_eq(bdi_knob(mnt, "max_ratio"), 5, "max_ratio (default max_dirty_percent)")
+    check_eq(bdi_knob(mnt, "max_ratio"), 3, "max_ratio (default max_dirty_percent)")
     check_eq(fuse_conn_knob(mnt, "max_background"), 32, "max_background (twice the 16 default threads)")
     dev = os.stat(mnt).st_dev
     if os.path.exists(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/strict_limit"):  # kernel >= 6.2
