@@ -37,8 +37,9 @@ struct FsContext {
     struct timespec mount_time {};
     std::once_flag bdi_tuned;
     HandleModes handles;
-    // Set once INIT has been answered. A session that ends without it never served anything:
-    // libfuse refused the kernel's INIT and keeps the reason to itself.
+    // Set by init once libfuse is bound to accept the kernel's INIT (it checks the protocol
+    // before calling init and the wants after). A session that ends without it never served
+    // anything, and libfuse keeps the reason to itself.
     std::atomic<bool> initialised{false};
 
     struct stat attr(fuse_ino_t ino) const;

@@ -31,7 +31,8 @@ void init(void* userdata, fuse_conn_info* conn) {
     // context switches per request (bench/README.md).
     conn->max_background = 2 * c.threads;
     conn->congestion_threshold = conn->max_background * 3 / 4;
-    c.initialised = true;
+    // libfuse refuses the INIT if we want what the kernel cannot do.
+    c.initialised = (conn->want & ~conn->capable) == 0;
 }
 
 }  // namespace remapfs::fuse_op
