@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <stop_token>
 #include <string>
 
 namespace remapfs::control {
@@ -20,7 +21,8 @@ using json = nlohmann::json;
 //           {"cmd":"inject","action":"add","rule":{...}} / "list" / "clear"  (allow_inject only)
 //           {"cmd":"scan","action":"status"|"start"|"stop"|"pause"|"resume"|"set","settings":{k:v}}
 // Replies:  {"ok":true, ...} or {"ok":false,"error":"one line","errno":N}
-json execute(Instance& in, const json& request) noexcept;
+// `stop` ends a verify early (ECANCELED); the other commands take no time to speak of.
+json execute(Instance& in, const json& request, std::stop_token stop = {}) noexcept;
 
 // The device part of `status`.
 json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u);

@@ -4,6 +4,7 @@
 #include "remapfs/block/layer.hpp"
 #include "remapfs/units.hpp"
 
+#include <stop_token>
 #include <vector>
 
 namespace remapfs {
@@ -13,9 +14,12 @@ struct VerifyReport {
     SectorCount count;
     std::uint64_t checked = 0;
     std::vector<Lba> unreadable;
+    bool stopped = false;  // `stop` was requested before every sector was checked
 };
 
 // Reads in 1 MiB chunks; a chunk that fails is re-read sector by sector to name the bad ones.
-VerifyReport verify_sectors(block::BlockLayer& image, SectorSize ss, Lba start, SectorCount count);
+// Looks at `stop` before each chunk: a daemon shutting down must not wait for a whole device.
+VerifyReport verify_sectors(block::BlockLayer& image, SectorSize ss, Lba start, SectorCount count,
+                            std::stop_token stop = {});
 
 }  // namespace remapfs

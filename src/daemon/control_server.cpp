@@ -13,7 +13,9 @@
 #include <fmt/format.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
+#include <system_error>
 
 namespace remapfs::daemon {
 
@@ -44,6 +46,12 @@ ControlServer::~ControlServer() {
         (void)!::write(wake_fd_.get(), &one, sizeof one);
         thread_.join();
     }
+    // Only now: the serving thread can no longer start one. A verify in progress gets
+    // ECANCELED after its current 1 MiB chunk.
+    if (verify_.joinable()) {
+        verify_.request_stop();
+        verify_.join();
+    }
     ::unlink(path_.c_str());
 }
 
@@ -63,23 +71,57 @@ void ControlServer::serve(std::stop_token st) {
         if (!(p[0].revents & POLLIN)) continue;
         UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!conn.valid()) continue;
-        handle(conn.get());
+        handle(std::move(conn));
     }
 }
 
-void ControlServer::handle(int conn) {
+namespace {
+
+void send_reply(int conn, const control::json& reply) {
+    const std::string out = reply.dump() + "\n";
+    for (std::size_t done = 0; done < out.size();) {
+        const ssize_t n = ::write(conn, out.data() + done, out.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;  // the client went away, or stopped reading (SO_SNDTIMEO)
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace
+
+void ControlServer::start_verify(UniqueFd conn, const control::json& request) {
+    if (verifying_.exchange(true)) {
+        send_reply(conn.get(), {{"ok", false}, {"errno", EBUSY}, {"error", "a verify is already running on this mount"}});
+        return;
+    }
+    // Shared, so the reply can still be sent if the thread cannot be started.
+    auto client = std::make_shared<UniqueFd>(std::move(conn));
+    try {
+        // The previous verify has finished (verifying_ was false): joining it is immediate.
+        verify_ = std::jthread([this, client, request](std::stop_token st) {
+            send_reply(client->get(), control::execute(in_, request, st));
+            verifying_ = false;
+        });
+    } catch (const std::system_error& e) {
+        verifying_ = false;
+        send_reply(client->get(), {{"ok", false}, {"errno", EAGAIN}, {"error", fmt::format("cannot start the verify: {}", e.what())}});
+    }
+}
+
+void ControlServer::handle(UniqueFd conn) {
     ucred cred{};
     socklen_t len = sizeof cred;
     control::json reply;
-    if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
+    if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != 0) {
         reply = {{"ok", false}, {"errno", EPERM}, {"error", "only root may control remapfs"}};
     } else {
         std::string line;
         char buf[4096];
         timeval tv{5, 0};  // a stuck client must not wedge the channel
-        ::setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         while (line.find('\n') == std::string::npos && line.size() < 65536) {
-            ssize_t n = ::read(conn, buf, sizeof buf);
+            ssize_t n = ::read(conn.get(), buf, sizeof buf);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             line.append(buf, static_cast<std::size_t>(n));
@@ -87,6 +129,9 @@ void ControlServer::handle(int conn) {
         auto req = control::json::parse(line, nullptr, false);
         if (req.is_discarded() || !req.is_object()) {
             reply = {{"ok", false}, {"errno", EINVAL}, {"error", "malformed request"}};
+        } else if (req.value("cmd", "") == "verify") {
+            start_verify(std::move(conn), req);
+            return;
         } else {
             reply = control::execute(in_, req);
             if (req.value("cmd", "") == "status")
@@ -99,8 +144,7 @@ void ControlServer::handle(int conn) {
                                    {"bounced_bytes", in_.backing().bounced_bytes()}};
         }
     }
-    std::string out = reply.dump() + "\n";
-    (void)!::write(conn, out.data(), out.size());
+    send_reply(conn.get(), reply);
 }
 
 }  // namespace remapfs::daemon

@@ -1,10 +1,14 @@
 #pragma once
 // The live control channel: a root-only unix socket at /run/remapfs/<uuid>.sock served by one
-// thread. Each connection carries one JSON request line and gets one reply line.
+// thread. Each connection carries one JSON request line and gets one reply line. A verify reads
+// the whole image and may take hours, so it runs on a thread of its own (one at a time) and
+// status, remap and scan stay answered meanwhile.
 
 #include "remapfs/instance.hpp"
+#include "remapfs/control.hpp"
 #include "remapfs/unique_fd.hpp"
 
+#include <atomic>
 #include <string>
 #include <thread>
 
@@ -27,7 +31,8 @@ public:
 
 private:
     void serve(std::stop_token st);
-    void handle(int conn);
+    void handle(UniqueFd conn);
+    void start_verify(UniqueFd conn, const nlohmann::json& request);
 
     Instance& in_;
     DaemonInfo info_;
@@ -35,6 +40,8 @@ private:
     UniqueFd listen_fd_;
     UniqueFd wake_fd_;  // eventfd: tells the thread to stop
     std::jthread thread_;
+    std::atomic<bool> verifying_{false};
+    std::jthread verify_;  // stopped and joined first when the server goes (see the destructor)
 };
 
 }  // namespace remapfs::daemon

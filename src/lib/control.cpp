@@ -223,7 +223,7 @@ json health_report(db::Store& s, const db::DeviceIdentity& id) {
             {"warnings_issued", st.warnings_issued}};
 }
 
-json execute(Instance& in, const json& req) noexcept {
+json execute(Instance& in, const json& req, std::stop_token stop) noexcept {
     try {
         const std::string cmd = req.value("cmd", "");
         const Geometry& g = in.geometry();
@@ -251,7 +251,10 @@ json execute(Instance& in, const json& req) noexcept {
             if (start >= g.image_sectors.v || count == 0 || count > g.image_sectors.v - start)
                 return failure(EINVAL, fmt::format("sectors {}+{} are outside the image ({} sectors)", start, count,
                                                    g.image_sectors.v));
-            VerifyReport rep = verify_sectors(in.image(), g.sector_size, Lba{start}, SectorCount{count});
+            VerifyReport rep = verify_sectors(in.image(), g.sector_size, Lba{start}, SectorCount{count}, stop);
+            if (rep.stopped)
+                return failure(ECANCELED, fmt::format("verify stopped after {} of {} sectors: the daemon is shutting down",
+                                                      rep.checked, count));
             json bad = json::array();
             for (Lba l : rep.unreadable) bad.push_back(l.v);
             return {{"ok", true}, {"start", start}, {"count", count}, {"checked", rep.checked}, {"unreadable", bad}};
