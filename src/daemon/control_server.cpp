@@ -2,6 +2,7 @@
 
 #include "remapfs/control.hpp"
 #include "remapfs/log.hpp"
+#include "remapfs/sys/io.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -78,13 +79,8 @@ void ControlServer::serve(std::stop_token st) {
 namespace {
 
 void send_reply(int conn, const control::json& reply) {
-    const std::string out = reply.dump() + "\n";
-    for (std::size_t done = 0; done < out.size();) {
-        const ssize_t n = ::write(conn, out.data() + done, out.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;  // the client went away, or stopped reading (SO_SNDTIMEO)
-        done += static_cast<std::size_t>(n);
-    }
+    // A client that went away, or stopped reading (SO_SNDTIMEO), loses its reply; nothing else.
+    (void)sys::send_full(conn, reply.dump() + "\n");
 }
 
 }  // namespace

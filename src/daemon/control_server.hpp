@@ -4,8 +4,8 @@
 // the whole image and may take hours, so it runs on a thread of its own (one at a time) and
 // status, remap and scan stay answered meanwhile.
 
-#include "remapfs/instance.hpp"
 #include "remapfs/control.hpp"
+#include "remapfs/instance.hpp"
 #include "remapfs/unique_fd.hpp"
 
 #include <atomic>
@@ -32,7 +32,7 @@ public:
 private:
     void serve(std::stop_token st);
     void handle(UniqueFd conn);
-    void start_verify(UniqueFd conn, const nlohmann::json& request);
+    void start_verify(UniqueFd conn, const control::json& request);
 
     Instance& in_;
     DaemonInfo info_;

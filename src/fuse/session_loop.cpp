@@ -49,26 +49,31 @@ private:
 struct Session {
     fuse_session* se;
     sem_t finished;             // posted by each worker that leaves
-    std::atomic<int> error{0};  // the first fatal read error
+    std::atomic<int> error{0};  // the first fatal error (negative errno)
+
+    void fail(int err) {
+        int none = 0;
+        error.compare_exchange_strong(none, err);
+    }
 };
 
-void work(Session& s, std::atomic<bool>& done) {
+// Serves requests until the session ends; returns the error that ended it, or 0.
+int serve(fuse_session* se) {
     ReceiveBuffer buffer;
-    if (!buffer) s.error = -ENOMEM;
+    if (!buffer) return -ENOMEM;
     fuse_buf fbuf{};
     fbuf.mem = buffer.receive_area();
-    while (buffer && !fuse_session_exited(s.se)) {
-        const int res = fuse_session_receive_buf(s.se, &fbuf);
+    while (!fuse_session_exited(se)) {
+        const int res = fuse_session_receive_buf(se, &fbuf);
         if (res == -EINTR || res == -EAGAIN) continue;
-        if (res <= 0) {  // 0: unmounted or ended by a signal
-            if (res < 0) {
-                int expected = 0;
-                s.error.compare_exchange_strong(expected, res);
-            }
-            break;
-        }
-        fuse_session_process_buf(s.se, &fbuf);
+        if (res <= 0) return res;  // 0: unmounted or ended by a signal
+        fuse_session_process_buf(se, &fbuf);
     }
+    return 0;
+}
+
+void work(Session& s, std::atomic<bool>& done) {
+    if (const int err = serve(s.se)) s.fail(err);
     fuse_session_exit(s.se);
     done = true;
     ::sem_post(&s.finished);
@@ -126,7 +131,7 @@ int run_session(fuse_session* se, unsigned threads) {
         for (unsigned i = 0; i < threads; ++i) workers.emplace_back(work, std::ref(s), std::ref(done[i]));
     } catch (const std::system_error& e) {
         log::error("cannot start FUSE worker thread {}: {}", workers.size() + 1, e.what());
-        s.error = -EAGAIN;
+        s.fail(-EAGAIN);
         fuse_session_exit(se);
     }
 

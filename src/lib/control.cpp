@@ -1,6 +1,7 @@
 #include "remapfs/control.hpp"
 
 #include "remapfs/unique_fd.hpp"
+#include "remapfs/sys/io.hpp"
 #include "remapfs/verify.hpp"
 
 #include <sys/socket.h>
@@ -278,13 +279,8 @@ std::optional<json> call(const std::string& socket_path, const json& request) {
         if (errno == ENOENT || errno == ECONNREFUSED) return std::nullopt;
         throw std::runtime_error(fmt::format("cannot reach the daemon at {}: {}", socket_path, std::strerror(errno)));
     }
-    std::string line = request.dump() + "\n";
-    for (std::size_t done = 0; done < line.size();) {
-        ssize_t n = ::write(fd.get(), line.data() + done, line.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw std::runtime_error(fmt::format("writing to the daemon: {}", std::strerror(errno)));
-        done += static_cast<std::size_t>(n);
-    }
+    if (auto r = sys::send_full(fd.get(), request.dump() + "\n"); !r)
+        throw std::runtime_error(fmt::format("writing to the daemon: {}", std::strerror(r.error())));
     std::string reply;
     char buf[4096];
     for (;;) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/aio_abi.h>
 #include <linux/falloc.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -147,6 +148,12 @@ Result<void> pwrite_full(int fd, const void* buf, ByteCount len, ByteOffset off)
     const auto* p = static_cast<const char*>(buf);
     return transfer_full([&](std::uint64_t at, std::uint64_t n, off_t o) { return ::pwrite(fd, p + at, n, o); }, len,
                          off);
+}
+
+Result<void> send_full(int sock, std::span<const char> data) {
+    // transfer_full's offset only counts progress here: a socket has no position.
+    return transfer_full([&](std::uint64_t at, std::uint64_t n, off_t) { return ::send(sock, data.data() + at, n, MSG_NOSIGNAL); },
+                         ByteCount{data.size()}, ByteOffset{0});
 }
 
 Result<void> fdatasync(int fd) {

@@ -16,6 +16,8 @@ namespace remapfs::sys {
 Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off);
 Result<void> pwrite_full(int fd, const void* buf, ByteCount len, ByteOffset off);
 Result<void> fdatasync(int fd);
+// Sends all of `data` on a connected socket; a peer that has gone is EPIPE, not SIGPIPE.
+Result<void> send_full(int sock, std::span<const char> data);
 
 // One transfer of a batch for run_concurrently(): `len` bytes at `off` of fd, from or into buf,
 // or, when `segments` is not empty, scattered over those buffers in order (preadv/pwritev;
