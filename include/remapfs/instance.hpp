@@ -59,9 +59,9 @@ std::string db_path_for(const InstanceOptions& o);
 class Instance {
 public:
     ~Instance();
-    // Daemon only, after detaching: the health history writer, the scanner and the remapper's
-    // background worker (threads must not cross the daemon's fork).
-    void start_services(bool scanner);
+    // Daemon only, after detaching: the mount log row, the health history writer, the scanner
+    // and the remapper's background worker (threads must not cross the daemon's fork).
+    void start_services(bool scanner, std::string_view mountpoint);
     health::Scanner* scanner() { return scanner_.get(); }
     health::HistoryWriter* history() { return history_.get(); }
 
@@ -93,6 +93,7 @@ private:
     bool read_only_ = false;
     bool direct_ = false;
     std::optional<db::Store> store_;
+    std::optional<std::int64_t> mount_log_id_;  // this run's mount_log row, closed at a clean stop
     remap::TableHolder tables_;
     std::unique_ptr<block::BlockLayer> stack_;
     block::BlockLayer* physical_ = nullptr;

@@ -150,6 +150,7 @@ int run(int argc, char** argv) {
         try {
             control.emplace(*instance, daemon::DaemonInfo{o.mountpoint, o.mountpoint + "/" + o.image_name});
             control->start();
+            instance->start_services(o.scanner, o.mountpoint);  // threads: after the fork, never across it
         } catch (const std::exception& e) {
             fuse_session_unmount(se);
             die(detacher, e.what());
@@ -158,7 +159,6 @@ int run(int argc, char** argv) {
                   o.instance.backing_path, o.mountpoint, o.image_name, instance->geometry().image_sectors.v,
                   instance->geometry().sector_size.bytes(), instance->tables().load()->size(), instance->db_path());
         if (detacher) detacher->ready();
-        instance->start_services(o.scanner);  // after the fork: no thread may cross it
 
         status = fuse_op::run_session(se, o.single_thread ? 1 : o.threads);
         if (status != 0) {

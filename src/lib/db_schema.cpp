@@ -244,6 +244,21 @@ void create_v5(Connection& c) {
     )sql");
 }
 
+void create_v6(Connection& c) {
+    c.exec(R"sql(
+        -- One row per read-write mount of the daemon. stopped stays NULL while it runs; on an
+        -- older row it means the daemon did not stop cleanly (crash, kill -9, power loss).
+        CREATE TABLE mount_log (
+            id         INTEGER PRIMARY KEY,
+            started    INTEGER NOT NULL,   -- unix seconds
+            stopped    INTEGER,            -- unix seconds, NULL: running or not stopped cleanly
+            pid        INTEGER NOT NULL,
+            version    TEXT    NOT NULL,   -- of the daemon
+            mountpoint TEXT    NOT NULL
+        ) STRICT;
+    )sql");
+}
+
 }  // namespace
 
 const std::vector<Migration>& schema_ladder() {
@@ -253,6 +268,7 @@ const std::vector<Migration>& schema_ladder() {
         {3, "pending sectors and retired spare slots", create_v3},
         {4, "scanner configuration, state, passes and health history", create_v4},
         {5, "health views", create_v5},
+        {6, "mount log", create_v6},
     };
     return ladder;
 }

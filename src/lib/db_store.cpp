@@ -253,6 +253,23 @@ void Store::save_scan_config(const health::ScanConfig& c) {
     txn.commit();
 }
 
+std::int64_t Store::log_mount_start(std::int64_t started, std::int64_t pid, std::string_view version,
+                                   std::string_view mountpoint) {
+    Transaction txn(conn_);
+    Statement s(conn_, "INSERT INTO mount_log (started, pid, version, mountpoint) VALUES (?, ?, ?, ?)");
+    s.use()(started)(pid)(version)(mountpoint).exec();
+    const std::int64_t id = conn_.query_int("SELECT last_insert_rowid()");
+    txn.commit();
+    return id;
+}
+
+void Store::log_mount_stop(std::int64_t id, std::int64_t stopped) {
+    Transaction txn(conn_);
+    Statement s(conn_, "UPDATE mount_log SET stopped = ? WHERE id = ?");
+    s.use()(stopped)(id).exec();
+    txn.commit();
+}
+
 health::ScanCheckpoint Store::scan_state() {
     Statement s(conn_, "SELECT pass, cursor, pass_started, total_scans, warnings_issued FROM scan_state WHERE id = 1");
     auto u = s.use();

@@ -1,5 +1,7 @@
 #include "remapfs/instance.hpp"
 
+#include "remapfs_config.h"
+
 #include "remapfs/block/backing.hpp"
 #include "remapfs/block/remap_layer.hpp"
 #include "remapfs/label.hpp"
@@ -345,9 +347,17 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     return in;
 }
 
-void Instance::start_services(bool scanner) {
+void Instance::start_services(bool scanner, std::string_view mountpoint) {
     // A read-only mount writes nothing to its database: no history, no scanner.
     if (read_only_) return remapper_->start_worker();
+    // Written before anything is served, and not only for the operator: the first write after
+    // SQLite opens a database starts its WAL, and that syncs the WAL header (a device cache
+    // flush). Here it costs the mount a few milliseconds; left to the scanner's first
+    // checkpoint it landed in the middle of user I/O and stalled it (400 ms on the bench VM).
+    {
+        std::lock_guard lock(tables_.writer_mutex());
+        mount_log_id_ = store_->log_mount_start(std::time(nullptr), ::getpid(), REMAPFS_VERSION, mountpoint);
+    }
     history_ = std::make_unique<health::HistoryWriter>(db_path_, *clock_);
     if (scanner) {
         auto persist = [this](const health::ScanConfig& c) {
@@ -382,6 +392,14 @@ Instance::~Instance() {
     }
     tee_.reset();
     history_.reset();
+    if (mount_log_id_) {
+        std::lock_guard lock(tables_.writer_mutex());
+        try {
+            store_->log_mount_stop(*mount_log_id_, std::time(nullptr));
+        } catch (const std::exception& e) {
+            log::warning("cannot record the end of this mount in {}: {}", db_path_, e.what());
+        }
+    }
 }
 
 std::unique_ptr<Instance> Instance::open_from_db(const std::string& db_path, bool read_only) {

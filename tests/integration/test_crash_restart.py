@@ -3,7 +3,8 @@
 
 remapfs -f -> write sectors to disk.img (O_DIRECT + fsync) -> SIGKILL the daemon -> fusermount3 -u
 the dead mount -> remapctl works offline on the left-over DB (WAL recovery, stale control socket)
--> remount -> the data is there, status shows the new daemon.
+-> remount -> the data is there, status shows the new daemon. The mount log keeps the killed
+run's row open (stopped is NULL) and closes the clean one.
 """
 
 import json
@@ -59,6 +60,8 @@ def body(ctx):
         os.fsync(f.fileno())
     st = rt.remapctl_json("--db", db, "status")
     check_eq((st.get("daemon") or {}).get("pid"), d.pid, "status.daemon.pid of the running daemon")
+    check_eq(rt.sqlite(db, "SELECT pid, coalesce(stopped, 'running'), mountpoint FROM mount_log"),
+             [[str(d.pid), "running", mnt]], "mount_log: one row for the running daemon")
 
     log(f"--- SIGKILL pid {d.pid}")
     os.kill(d.pid, signal.SIGKILL)
@@ -85,6 +88,9 @@ def body(ctx):
     st = rt.remapctl_json("--mount", mnt, "status")
     check_eq((st.get("daemon") or {}).get("pid"), d2.pid, "status.daemon.pid is the new daemon")
     d2.stop()
+    rows = rt.sqlite(db, "SELECT pid, stopped IS NULL, stopped >= started FROM mount_log ORDER BY id")
+    check_eq(rows, [[str(d.pid), "1", ""], [str(d2.pid), "0", "1"]],
+             "mount_log: the killed run never stopped cleanly, the restarted one did")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 #include "fixtures.hpp"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -143,4 +145,29 @@ TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consi
     CHECK_THROWS_WITH_AS(s.commit_remaps_bulk(more, "bench"), doctest::Contains("do not fit"), std::runtime_error);
     CHECK(s.remap_count() == 4);
     CHECK(s.allocator().next_slot == 4);
+}
+
+TEST_CASE("the mount log opens a row per start and closes it at a clean stop") {
+    test::TempDir d;
+    {
+        // A database from before the mount log gains it on open, rows and all kept.
+        db::Connection c(d.file("old.db"), db::Connection::Mode::read_write_create);
+        const auto& ladder = db::schema_ladder();
+        std::vector<db::Migration> v5(ladder.begin(), ladder.begin() + 5);
+        CHECK(db::migrate(c, v5) == 5);
+        c.exec("INSERT INTO remap VALUES (7, 0, 'active', 'manual', 0)");
+    }
+    auto s = db::Store::open(d.file("old.db"), true, false);
+    CHECK(s.connection().query_int("PRAGMA user_version") == db::latest_version());
+    CHECK(s.connection().query_int("SELECT count(*) FROM remap") == 1);
+
+    const std::int64_t first = s.log_mount_start(1000, 42, "0.1", "/mnt/a");
+    const std::int64_t second = s.log_mount_start(2000, 43, "0.2", "/mnt/b");
+    CHECK(second != first);
+    s.log_mount_stop(second, 2500);
+    auto& c = s.connection();
+    CHECK(c.query_int("SELECT count(*) FROM mount_log") == 2);
+    CHECK(c.query_int(fmt::format("SELECT stopped IS NULL FROM mount_log WHERE id = {}", first)) == 1);
+    CHECK(c.query_int(fmt::format("SELECT stopped FROM mount_log WHERE id = {}", second)) == 2500);
+    CHECK(c.query_int(fmt::format("SELECT pid FROM mount_log WHERE id = {}", second)) == 43);
 }

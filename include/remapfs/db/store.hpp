@@ -91,6 +91,12 @@ public:
     health::ScanCheckpoint scan_state();
     health::PassRecord scan_pass(std::uint64_t pass);  // zeros if there is no such pass
 
+    // The mount log: a row when a read-write daemon starts serving, its stop time when it
+    // stops cleanly. Throws.
+    std::int64_t log_mount_start(std::int64_t started, std::int64_t pid, std::string_view version,
+                                 std::string_view mountpoint);
+    void log_mount_stop(std::int64_t id, std::int64_t stopped);
+
     Connection& connection() { return conn_; }
 
 private:
