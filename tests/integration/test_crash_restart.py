@@ -4,7 +4,7 @@
 remapfs -f -> write sectors to disk.img (O_DIRECT + fsync) -> SIGKILL the daemon -> fusermount3 -u
 the dead mount -> remapctl works offline on the left-over DB (WAL recovery, stale control socket)
 -> remount -> the data is there, status shows the new daemon. The mount log keeps the killed
-run's row open (stopped is NULL) and closes the clean one.
+run's row open (stopped is NULL) and closes the clean one; a mount starts the WAL before it serves.
 """
 
 import json
@@ -91,6 +91,14 @@ def body(ctx):
     rows = rt.sqlite(db, "SELECT pid, stopped IS NULL, stopped >= started FROM mount_log ORDER BY id")
     check_eq(rows, [[str(d.pid), "1", ""], [str(d2.pid), "0", "1"]],
              "mount_log: the killed run never stopped cleanly, the restarted one did")
+
+    # A clean stop leaves no WAL. The next mount writes its mount_log row before it serves, so
+    # SQLite's WAL (and the header sync that starts it) is there before the first user request.
+    check(not os.path.exists(db + "-wal"), "no WAL left after a clean stop")
+    d3 = ctx.mount_fg(backing, mnt, f"db={db}")
+    wal = os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0
+    check(wal >= 32, f"the WAL is started by the time disk.img is served ({wal} bytes)")
+    d3.stop()
 
 
 if __name__ == "__main__":
