@@ -157,6 +157,20 @@ int cmd_status(const std::string& db, bool as_json) {
     }
     json st = remapfs::control::status_json(id, db, u);
     st["daemon"] = daemon;
+    // The newest mount_log row without a stop time is the running daemon's, not a crash.
+    const remapfs::db::MountSummary mounts = s.mount_summary();
+    const bool last_is_running = daemon.value("running", false) && mounts.last && !mounts.last->stopped &&
+                                 mounts.last->pid == daemon.value("pid", std::int64_t{0});
+    const std::uint64_t unclean = mounts.not_stopped - (last_is_running ? 1 : 0);
+    st["mounts"] = {{"count", mounts.count}, {"unclean_stops", unclean}, {"last", nullptr}};
+    if (mounts.last) {
+        const auto& m = *mounts.last;
+        st["mounts"]["last"] = {{"started", m.started},
+                                {"stopped", m.stopped ? json(*m.stopped) : json(nullptr)},
+                                {"pid", m.pid},
+                                {"version", m.version},
+                                {"mountpoint", m.mountpoint}};
+    }
     if (as_json) {
         std::cout << st.dump(2) << "\n";
         return kOk;
@@ -179,6 +193,16 @@ int cmd_status(const std::string& db, bool as_json) {
                                  daemon.value("image", std::string()));
     else
         std::cout << "daemon:       not running\n";
+    std::cout << fmt::format("mounts:       {}, {} not stopped cleanly (crash, kill -9, power loss)\n", mounts.count,
+                             unclean);
+    if (mounts.last) {
+        const auto& m = *mounts.last;
+        const std::string end = m.stopped ? "stopped " + fmt_time(*m.stopped)
+                                : last_is_running ? std::string("running")
+                                                  : std::string("did not stop cleanly");
+        std::cout << fmt::format("last mount:   {} on {}, pid {}, remapfs {}, {}\n", fmt_time(m.started), m.mountpoint,
+                                 m.pid, m.version, end);
+    }
     return kOk;
 }
 

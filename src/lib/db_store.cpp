@@ -270,6 +270,25 @@ void Store::log_mount_stop(std::int64_t id, std::int64_t stopped) {
     txn.commit();
 }
 
+MountSummary Store::mount_summary() {
+    MountSummary m;
+    m.count = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM mount_log"));
+    m.not_stopped = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM mount_log WHERE stopped IS NULL"));
+    Statement s(conn_, "SELECT id, started, stopped, pid, version, mountpoint FROM mount_log ORDER BY id DESC LIMIT 1");
+    auto u = s.use();
+    if (u.next()) {
+        MountRow r;
+        r.id = u.get_int(0);
+        r.started = u.get_int(1);
+        if (!u.is_null(2)) r.stopped = u.get_int(2);
+        r.pid = u.get_int(3);
+        r.version = u.get_str(4);
+        r.mountpoint = u.get_str(5);
+        m.last = std::move(r);
+    }
+    return m;
+}
+
 health::ScanCheckpoint Store::scan_state() {
     Statement s(conn_, "SELECT pass, cursor, pass_started, total_scans, warnings_issued FROM scan_state WHERE id = 1");
     auto u = s.use();

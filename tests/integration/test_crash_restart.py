@@ -77,6 +77,10 @@ def body(ctx):
     r = rt.remapctl("--db", db, "status", "--json")
     st = json.loads(r.stdout)
     check_eq((st.get("daemon") or {}).get("running"), False, "status after the crash: daemon not running")
+    check_eq((st.get("mounts") or {}).get("unclean_stops"), 1, "status after the crash: one unclean stop")
+    check_eq(((st.get("mounts") or {}).get("last") or {}).get("pid"), d.pid, "status: the last mount is the killed one")
+    text = rt.remapctl("--db", db, "status").stdout
+    check("did not stop cleanly" in text, "status text says the last mount did not stop cleanly")
     if r.stderr.strip():
         log(f"  note: remapctl printed on stderr after the crash: {r.stderr.strip()!r}")
 
@@ -87,6 +91,8 @@ def body(ctx):
     check_eq(rt.pread_file(d2.image, 5 * S + 123, 1000), tail, "unaligned write after the restart")
     st = rt.remapctl_json("--mount", mnt, "status")
     check_eq((st.get("daemon") or {}).get("pid"), d2.pid, "status.daemon.pid is the new daemon")
+    check_eq(st.get("mounts", {}).get("unclean_stops"), 1, "status: the running daemon's mount is not an unclean stop")
+    check_eq(st.get("mounts", {}).get("last", {}).get("stopped", "missing"), None, "status: the running mount has no stop time")
     d2.stop()
     rows = rt.sqlite(db, "SELECT pid, stopped IS NULL, stopped >= started FROM mount_log ORDER BY id")
     check_eq(rows, [[str(d.pid), "1", ""], [str(d2.pid), "0", "1"]],

@@ -170,4 +170,22 @@ TEST_CASE("the mount log opens a row per start and closes it at a clean stop") {
     CHECK(c.query_int(fmt::format("SELECT stopped IS NULL FROM mount_log WHERE id = {}", first)) == 1);
     CHECK(c.query_int(fmt::format("SELECT stopped FROM mount_log WHERE id = {}", second)) == 2500);
     CHECK(c.query_int(fmt::format("SELECT pid FROM mount_log WHERE id = {}", second)) == 43);
+
+    const db::MountSummary m = s.mount_summary();
+    CHECK(m.count == 2);
+    CHECK(m.not_stopped == 1);  // the first never stopped
+    REQUIRE(m.last);
+    CHECK(m.last->id == second);
+    CHECK(m.last->stopped == std::optional<std::int64_t>{2500});
+    CHECK(m.last->version == "0.2");
+    CHECK(m.last->mountpoint == "/mnt/b");
+}
+
+TEST_CASE("a database that was never mounted has an empty mount summary") {
+    test::TempDir d;
+    auto s = db::Store::open(d.file("new.db"), true, false);
+    const db::MountSummary m = s.mount_summary();
+    CHECK(m.count == 0);
+    CHECK(m.not_stopped == 0);
+    CHECK_FALSE(m.last);
 }

@@ -51,6 +51,21 @@ struct PendingRow {
     int last_errno = 0;
 };
 
+struct MountRow {
+    std::int64_t id = 0;
+    std::int64_t started = 0;
+    std::optional<std::int64_t> stopped;  // nullopt: running, or did not stop cleanly
+    std::int64_t pid = 0;
+    std::string version;
+    std::string mountpoint;
+};
+
+struct MountSummary {
+    std::uint64_t count = 0;
+    std::uint64_t not_stopped = 0;    // rows without a stop time (the running one included)
+    std::optional<MountRow> last;     // the newest row
+};
+
 class Store {
 public:
     // read_only: never writes (remapctl on a stopped instance reading status). Otherwise the
@@ -96,6 +111,7 @@ public:
     std::int64_t log_mount_start(std::int64_t started, std::int64_t pid, std::string_view version,
                                  std::string_view mountpoint);
     void log_mount_stop(std::int64_t id, std::int64_t stopped);
+    MountSummary mount_summary();
 
     Connection& connection() { return conn_; }
 
