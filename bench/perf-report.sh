@@ -17,6 +17,9 @@
 #                                       remapfs job by job); the report takes medians and counts the
 #                                       rounds each target was met in
 #   REMAPPED_PERCENT=1                  share of the image's sectors remapped in the second run
+#   PAIRED_PER_ROUND=1                  paired remapped runs per round; one pair per job per round
+#                                       spreads 0.5-1.3 on this VM, and the report's ratio is the
+#                                       median over all pairs, so 2 steadies it (+12 min a round)
 #   SKIP_PEERS=1 / SKIP_REMAPPED=1 / SKIP_MICRO=1 / SKIP_SPARSE=1   leave a part out
 #
 # Layout: the spare area is a separate file ({WORK}/remapfs.spare), so that the image has exactly
@@ -56,6 +59,8 @@ for tool in meson ninja fio jq losetup fusermount3 python3; do
     command -v "$tool" >/dev/null || die "$tool missing (see ../shared/bench/README.md for apt-get install)"
 done
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || die "ROUNDS=$ROUNDS is not a whole number from 1 to 20"
+PAIRED_PER_ROUND=${PAIRED_PER_ROUND:-1}
+[[ $PAIRED_PER_ROUND =~ ^[1-9]$ ]] || die "PAIRED_PER_ROUND=$PAIRED_PER_ROUND is not a whole number from 1 to 9"
 [[ $REMAPPED_PERCENT =~ ^[0-9]+$ && $REMAPPED_PERCENT -ge 1 && $REMAPPED_PERCENT -le 50 ]] ||
     die "REMAPPED_PERCENT=$REMAPPED_PERCENT is not a whole number from 1 to 50"
 # A remapfs left serving the benchmark's backing makes every remapfs mount of the run fail.
@@ -164,14 +169,14 @@ prepare_remapped() {
 # alternating from pair to pair and round to round. Sequential throughput on this shared VM
 # drifts by tens of percent within minutes, and 1 % remapped costs a few percent at most.
 # The parts' rows are merged into one results.tsv per round (labels remapfs.* and remapfs-1pct.*).
-run_paired() {   # run_paired ROUND OUT
-    local round=$1 out=$2 k=0 v j first second name
+run_paired() {   # run_paired SEQ OUT   (SEQ counts the paired runs, 1, 2, ...: who goes first)
+    local seq=$1 out=$2 k=0 v j first second name
     local views=${VIEWS:-file loopdio loopbuf} jobs=${JOBS:-rr4k_qd1 rw4k_qd1 rr4k_qd16 rw4k_qd16 sr1m sw1m}
     local pct=remapfs-${REMAPPED_PERCENT}pct
     rm -rf "$out"; mkdir -p "$out/parts"
     for v in $views; do
         for j in $jobs; do
-            if (( (round + k) % 2 )); then first=remapfs second=$pct; else first=$pct second=remapfs; fi
+            if (( (seq + k) % 2 )); then first=remapfs second=$pct; else first=$pct second=remapfs; fi
             for name in $first $second; do
                 local src=""; [[ $name == remapfs ]] || src=$PREP_DIR
                 ( VIEWS=$v JOBS=$j REPEAT="" run_bench "$name" "$out/parts/$k-$name" extra "$src" ) \
@@ -212,10 +217,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     fi
     if [[ ${SKIP_REMAPPED:-0} != 1 ]]; then
         prepare_remapped   # once; needs the backing bench.sh made
-        run2=$WORK/results/perf-$STAMP-r$round-remapped
-        log "round $round: ${REMAPPED_PERCENT} % remapped vs none, paired job by job -> $run2"
-        run_paired "$round" "$run2"
-        RUNS2+=("$run2")
+        for ((p = 1; p <= PAIRED_PER_ROUND; p++)); do
+            paired_seq=$((${paired_seq:-0} + 1))   # which side goes first alternates with it
+            run2=$WORK/results/perf-$STAMP-r$round-remapped
+            if ((PAIRED_PER_ROUND > 1)); then run2+="-$p"; fi
+            log "round $round: ${REMAPPED_PERCENT} % remapped vs none, paired job by job -> $run2"
+            run_paired "$paired_seq" "$run2"
+            RUNS2+=("$run2")
+        done
     fi
 done
 
@@ -306,15 +315,16 @@ fi
 
 # ---------------------------------------------------------------- report
 [[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
-args=(--out "$RESULTS_DIR/report.md" --command "sudo ROUNDS=$ROUNDS bench/perf-report.sh $SIZE")
+args=(--out "$RESULTS_DIR/report.md"
+      --command "ROUNDS=$ROUNDS $( ((PAIRED_PER_ROUND > 1)) && echo "PAIRED_PER_ROUND=$PAIRED_PER_ROUND ")bench/perf-report.sh $SIZE")
 for r in "${RUNS1[@]}"; do args+=(--peers "$r"); done
 for r in "${RUNS2[@]}"; do args+=(--remapped "$r"); done
 for m in "${MICRO[@]}"; do args+=(--micro "$m"); done
 for e in "${EXTRA[@]}"; do args+=(--extra "$e"); done
-for ((i = 0; i < ${#RUNS1[@]}; i++)); do
+# Named after their run directory: r1-peers-results.tsv, r1-remapped[-2]-results.tsv, ...
+for r in "${RUNS1[@]}" "${RUNS2[@]}"; do
     for f in results.tsv notes.tsv env.txt; do
-        [[ -f ${RUNS1[$i]}/$f ]] && cp "${RUNS1[$i]}/$f" "$RESULTS_DIR/r$((i + 1))-peers-$f"
-        [[ $i -lt ${#RUNS2[@]} && -f ${RUNS2[$i]}/$f ]] && cp "${RUNS2[$i]}/$f" "$RESULTS_DIR/r$((i + 1))-remapped-$f"
+        [[ -f $r/$f ]] && cp "$r/$f" "$RESULTS_DIR/$(basename "$r" | sed "s/^perf-$STAMP-//")-$f"
     done
 done
 python3 "$REPO/bench/perf_report.py" "${args[@]}"
