@@ -315,8 +315,9 @@ fi
 
 # ---------------------------------------------------------------- report
 [[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
-args=(--out "$RESULTS_DIR/report.md"
-      --command "ROUNDS=$ROUNDS $( ((PAIRED_PER_ROUND > 1)) && echo "PAIRED_PER_ROUND=$PAIRED_PER_ROUND ")bench/perf-report.sh $SIZE")
+command="ROUNDS=$ROUNDS bench/perf-report.sh $SIZE"
+if ((PAIRED_PER_ROUND > 1)); then command="PAIRED_PER_ROUND=$PAIRED_PER_ROUND $command"; fi
+args=(--out "$RESULTS_DIR/report.md" --command "$command")
 for r in "${RUNS1[@]}"; do args+=(--peers "$r"); done
 for r in "${RUNS2[@]}"; do args+=(--remapped "$r"); done
 for m in "${MICRO[@]}"; do args+=(--micro "$m"); done
