@@ -1,0 +1,36 @@
+#!/bin/bash
+# What the kernel asks a FUSE daemon while a command runs, and how long each request took:
+# per opcode the count, request sizes, latency percentiles, and how long 0, 1, 2, ... requests
+# were in flight. Records the kernel's fuse:fuse_request_send / fuse_request_end tracepoints
+# (Linux 6.16+) for the one connection behind MOUNTPOINT.
+#
+#   sudo bench/fuse-trace.sh MOUNTPOINT -- fio --name=j --filename=/dev/loop0 ...
+#
+# This is how bench/README.md tells "the daemon is slow" from "the kernel sends little":
+# e.g. 1 MiB reads through a buffered loop arrive as 1 MiB READs, 5-7 in flight, at the same
+# rate as O_DIRECT reads of the file. Tracing costs throughput: compare traced runs with traced
+# runs only. Environment: PERF (default perf), KEEP=PATH keeps the perf.data.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+die() { echo "fuse-trace.sh: $*" >&2; exit 1; }
+
+[[ $# -ge 3 && $2 == -- ]] || die "usage: fuse-trace.sh MOUNTPOINT -- COMMAND [ARGS...]"
+MNT=$1; shift 2
+[[ $(id -u) -eq 0 ]] || die "must run as root (kernel tracepoints)"
+PERF=${PERF:-perf}
+command -v "$PERF" >/dev/null || die "$PERF not found (Debian: apt-get install linux-perf)"
+mountpoint -q "$MNT" || die "$MNT is not a mount point"
+# The connection number is the minor of the FUSE mount's anonymous device.
+CONN=$(mountpoint -d "$MNT" | cut -d: -f2)
+[[ -d /sys/kernel/tracing/events/fuse || -d /sys/kernel/debug/tracing/events/fuse ]] ||
+    die "this kernel has no fuse tracepoints (Linux 6.16 or later)"
+
+DATA=${KEEP:-$(mktemp /tmp/fuse-trace.XXXXXX)}
+trap '[[ -n ${KEEP:-} ]] || rm -f "$DATA"' EXIT
+
+# -a: requests are sent from whichever task touches the file (the loop worker, writeback) and
+# answered by the daemon's threads; the connection filter below keeps only this mount's.
+"$PERF" record -q -a -e fuse:fuse_request_send -e fuse:fuse_request_end -o "$DATA" -- "$@" >&2 ||
+    die "the command or perf failed"
+"$PERF" script -i "$DATA" 2>/dev/null | python3 "$REPO/bench/fuse_trace.py" "$CONN"
