@@ -317,7 +317,10 @@ fi
 [[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
 command="ROUNDS=$ROUNDS bench/perf-report.sh $SIZE"
 if ((PAIRED_PER_ROUND > 1)); then command="PAIRED_PER_ROUND=$PAIRED_PER_ROUND $command"; fi
-args=(--out "$RESULTS_DIR/report.md" --command "$command")
+if [[ -n ${VIEWS:-} ]]; then command="VIEWS=\"$VIEWS\" $command"; fi
+if [[ -n ${JOBS:-} ]]; then command="JOBS=\"$JOBS\" $command"; fi
+args=(--out "$RESULTS_DIR/report.md" --command "$command"
+      --views "${VIEWS:-file loopdio loopbuf}" --jobs "${JOBS:-rr4k_qd1 rw4k_qd1 rr4k_qd16 rw4k_qd16 sr1m sw1m}")
 for r in "${RUNS1[@]}"; do args+=(--peers "$r"); done
 for r in "${RUNS2[@]}"; do args+=(--remapped "$r"); done
 for m in "${MICRO[@]}"; do args+=(--micro "$m"); done
