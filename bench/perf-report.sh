@@ -17,9 +17,9 @@
 #                                       remapfs job by job); the report takes medians and counts the
 #                                       rounds each target was met in
 #   REMAPPED_PERCENT=1                  share of the image's sectors remapped in the second run
-#   PAIRED_PER_ROUND=1                  paired remapped runs per round; one pair per job per round
+#   PAIRED_PER_ROUND=2                  paired remapped runs per round; one pair per job per round
 #                                       spreads 0.5-1.3 on this VM, and the report's ratio is the
-#                                       median over all pairs, so 2 steadies it (+12 min a round)
+#                                       median over all pairs (each pass ~4 min a round)
 #   SKIP_PEERS=1 / SKIP_REMAPPED=1 / SKIP_MICRO=1 / SKIP_SPARSE=1   leave a part out
 #
 # Layout: the spare area is a separate file ({WORK}/remapfs.spare), so that the image has exactly
@@ -59,7 +59,7 @@ for tool in meson ninja fio jq losetup fusermount3 python3; do
     command -v "$tool" >/dev/null || die "$tool missing (see ../shared/bench/README.md for apt-get install)"
 done
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 && $ROUNDS -le 20 ]] || die "ROUNDS=$ROUNDS is not a whole number from 1 to 20"
-PAIRED_PER_ROUND=${PAIRED_PER_ROUND:-1}
+PAIRED_PER_ROUND=${PAIRED_PER_ROUND:-2}
 [[ $PAIRED_PER_ROUND =~ ^[1-9]$ ]] || die "PAIRED_PER_ROUND=$PAIRED_PER_ROUND is not a whole number from 1 to 9"
 [[ $REMAPPED_PERCENT =~ ^[0-9]+$ && $REMAPPED_PERCENT -ge 1 && $REMAPPED_PERCENT -le 50 ]] ||
     die "REMAPPED_PERCENT=$REMAPPED_PERCENT is not a whole number from 1 to 50"
@@ -316,7 +316,7 @@ fi
 # ---------------------------------------------------------------- report
 [[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
 command="ROUNDS=$ROUNDS bench/perf-report.sh $SIZE"
-if ((PAIRED_PER_ROUND > 1)); then command="PAIRED_PER_ROUND=$PAIRED_PER_ROUND $command"; fi
+if ((PAIRED_PER_ROUND != 2)); then command="PAIRED_PER_ROUND=$PAIRED_PER_ROUND $command"; fi
 if [[ -n ${VIEWS:-} ]]; then command="VIEWS=\"$VIEWS\" $command"; fi
 if [[ -n ${JOBS:-} ]]; then command="JOBS=\"$JOBS\" $command"; fi
 args=(--out "$RESULTS_DIR/report.md" --command "$command"
