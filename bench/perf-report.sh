@@ -40,6 +40,12 @@ BUILD_DIR=${BUILD_DIR:-build-bench}
 [[ $BUILD_DIR == /* ]] || BUILD_DIR=$REPO/$BUILD_DIR
 STAMP=$(date +%Y%m%d-%H%M%S)
 SIZE=${1:-2G}
+# The knobs that change what is measured, as given: the report's command line repeats them.
+GIVEN_KNOBS=""
+for knob in TARGETS VIEWS JOBS RUNTIME RAMP SEQ_QD REMAPFS_OPTS REMAPPED_PERCENT SPARE_SIZE \
+            PAIRED_PER_ROUND SKIP_PEERS SKIP_REMAPPED SKIP_MICRO SKIP_SPARSE; do
+    [[ -n ${!knob:-} ]] && GIVEN_KNOBS+="$knob=\"${!knob}\" "
+done
 export WORK=${WORK:-/tmp/peerbench}
 RESULTS_DIR=${RESULTS_DIR:-bench/results/perf-$STAMP}
 [[ $RESULTS_DIR == /* ]] || RESULTS_DIR=$REPO/$RESULTS_DIR
@@ -315,10 +321,7 @@ fi
 
 # ---------------------------------------------------------------- report
 [[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
-command="ROUNDS=$ROUNDS bench/perf-report.sh $SIZE"
-if ((PAIRED_PER_ROUND != 2)); then command="PAIRED_PER_ROUND=$PAIRED_PER_ROUND $command"; fi
-if [[ -n ${VIEWS:-} ]]; then command="VIEWS=\"$VIEWS\" $command"; fi
-if [[ -n ${JOBS:-} ]]; then command="JOBS=\"$JOBS\" $command"; fi
+command="${GIVEN_KNOBS}ROUNDS=$ROUNDS bench/perf-report.sh $SIZE"
 args=(--out "$RESULTS_DIR/report.md" --command "$command"
       --views "${VIEWS:-file loopdio loopbuf}" --jobs "${JOBS:-rr4k_qd1 rw4k_qd1 rr4k_qd16 rw4k_qd16 sr1m sw1m}")
 for r in "${RUNS1[@]}"; do args+=(--peers "$r"); done
