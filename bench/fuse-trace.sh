@@ -2,7 +2,7 @@
 # What the kernel asks a FUSE daemon while a command runs, and how long each request took:
 # per opcode the count, request sizes, latency percentiles, and how long 0, 1, 2, ... requests
 # were in flight. Records the kernel's fuse:fuse_request_send / fuse_request_end tracepoints
-# (Linux 6.16+) for the one connection behind MOUNTPOINT.
+# (present on the 6.18 kernel here) for the one connection behind MOUNTPOINT.
 #
 #   sudo bench/fuse-trace.sh MOUNTPOINT -- fio --name=j --filename=/dev/loop0 ...
 #
@@ -24,7 +24,7 @@ mountpoint -q "$MNT" || die "$MNT is not a mount point"
 # The connection number is the minor of the FUSE mount's anonymous device.
 CONN=$(mountpoint -d "$MNT" | cut -d: -f2)
 [[ -d /sys/kernel/tracing/events/fuse || -d /sys/kernel/debug/tracing/events/fuse ]] ||
-    die "this kernel has no fuse tracepoints (Linux 6.16 or later)"
+    die "this kernel has no fuse tracepoints (fuse:fuse_request_send; 6.18 has them)"
 
 DATA=${KEEP:-$(mktemp /tmp/fuse-trace.XXXXXX)}
 trap '[[ -n ${KEEP:-} ]] || rm -f "$DATA"' EXIT
