@@ -7,8 +7,8 @@
 #   sudo bench/fuse-trace.sh MOUNTPOINT -- fio --name=j --filename=/dev/loop0 ...
 #
 # This is how bench/README.md tells "the daemon is slow" from "the kernel sends little":
-# e.g. 1 MiB reads through a buffered loop arrive as 1 MiB READs, 5-7 in flight, at the same
-# rate as O_DIRECT reads of the file. Tracing costs throughput: compare traced runs with traced
+# e.g. 1 MiB reads through a buffered loop arrive as 1 MiB READs, 5-8 in flight, at 0.8-0.95
+# of the rate O_DIRECT reads of the file get. Tracing costs throughput: compare traced runs with traced
 # runs only. Environment: PERF (default perf), KEEP=PATH keeps the perf.data.
 set -euo pipefail
 
