@@ -75,8 +75,8 @@ def main():
     if not edges:
         sys.exit(f"fuse_trace.py: no requests on connection {sys.argv[1]} in the trace")
 
-    print(f"| opcode | requests | sizes (top 4) | p50 ms | p90 ms | p99 ms | max ms |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| opcode | requests | sizes (top 4) | p50 ms | p90 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|---|---|")
     for op in sorted(latency, key=lambda o: -len(latency[o])):
         lat = sorted(latency[op])
         top = ", ".join(f"{size_label(s)} ×{n}" for s, n in sizes[op].most_common(4)) or "-"
@@ -87,7 +87,7 @@ def main():
     in_flight, previous = 0, edges[0][0]
     time_at = collections.Counter()
     for t, step in edges:
-        time_at[max(in_flight, 0)] += t - previous
+        time_at[in_flight] += t - previous  # never negative: only ends of seen sends count
         previous, in_flight = t, in_flight + step
     span = sum(time_at.values())
     shares = " ".join(f"{k}:{100 * v / span:.0f}%" for k, v in sorted(time_at.items()) if v / span >= 0.005)

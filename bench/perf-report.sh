@@ -55,6 +55,9 @@ REMAPFS_OPTS=${REMAPFS_OPTS:-}
 REMAPPED_PERCENT=${REMAPPED_PERCENT:-1}
 ROUNDS=${ROUNDS:-3}
 SPARE_SIZE=${SPARE_SIZE:-256M}
+# What the paired runs and the report cover: bench.sh's views and jobs, all unless given.
+RUN_VIEWS=${VIEWS:-file loopdio loopbuf}
+RUN_JOBS=${JOBS:-rr4k_qd1 rw4k_qd1 rr4k_qd16 rw4k_qd16 sr1m sw1m}
 
 die() { echo "perf-report.sh: $*" >&2; exit 1; }
 log() { echo "[$(date +%T)] perf-report: $*" >&2; }
@@ -177,11 +180,10 @@ prepare_remapped() {
 # The parts' rows are merged into one results.tsv per round (labels remapfs.* and remapfs-1pct.*).
 run_paired() {   # run_paired SEQ OUT   (SEQ counts the paired runs, 1, 2, ...: who goes first)
     local seq=$1 out=$2 k=0 v j first second name
-    local views=${VIEWS:-file loopdio loopbuf} jobs=${JOBS:-rr4k_qd1 rw4k_qd1 rr4k_qd16 rw4k_qd16 sr1m sw1m}
     local pct=remapfs-${REMAPPED_PERCENT}pct
     rm -rf "$out"; mkdir -p "$out/parts"
-    for v in $views; do
-        for j in $jobs; do
+    for v in $RUN_VIEWS; do
+        for j in $RUN_JOBS; do
             if (( (seq + k) % 2 )); then first=remapfs second=$pct; else first=$pct second=remapfs; fi
             for name in $first $second; do
                 local src=""; [[ $name == remapfs ]] || src=$PREP_DIR
@@ -215,6 +217,7 @@ round_targets() {   # round_targets ROUND
 }
 
 # Each round: bench.sh with the peers and remapfs, then the paired remapped comparison.
+paired_seq=0
 for ((round = 1; round <= ROUNDS; round++)); do
     if [[ ${SKIP_PEERS:-0} != 1 ]]; then
         run1=$WORK/results/perf-$STAMP-r$round-peers
@@ -224,7 +227,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     if [[ ${SKIP_REMAPPED:-0} != 1 ]]; then
         prepare_remapped   # once; needs the backing bench.sh made
         for ((p = 1; p <= PAIRED_PER_ROUND; p++)); do
-            paired_seq=$((${paired_seq:-0} + 1))   # which side goes first alternates with it
+            paired_seq=$((paired_seq + 1))   # which side goes first alternates with it
             run2=$WORK/results/perf-$STAMP-r$round-remapped
             if ((PAIRED_PER_ROUND > 1)); then run2+="-$p"; fi
             log "round $round: ${REMAPPED_PERCENT} % remapped vs none, paired job by job -> $run2"
@@ -323,7 +326,7 @@ fi
 [[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
 command="${GIVEN_KNOBS}ROUNDS=$ROUNDS bench/perf-report.sh $SIZE"
 args=(--out "$RESULTS_DIR/report.md" --command "$command"
-      --views "${VIEWS:-file loopdio loopbuf}" --jobs "${JOBS:-rr4k_qd1 rw4k_qd1 rr4k_qd16 rw4k_qd16 sr1m sw1m}")
+      --views "$RUN_VIEWS" --jobs "$RUN_JOBS")
 for r in "${RUNS1[@]}"; do args+=(--peers "$r"); done
 for r in "${RUNS2[@]}"; do args+=(--remapped "$r"); done
 for m in "${MICRO[@]}"; do args+=(--micro "$m"); done

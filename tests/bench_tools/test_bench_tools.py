@@ -38,6 +38,8 @@ def run_dir(root, name, rows, notes=()):
 
 def report(root, peers, remapped, *extra):
     out = os.path.join(root, "report.md")
+    if os.path.exists(out):
+        os.remove(out)  # a call that fails must not be judged on the report before it
     args = [sys.executable, PERF_REPORT, "--out", out]
     for p in peers:
         args += ["--peers", p]
