@@ -272,8 +272,14 @@ void Store::log_mount_stop(std::int64_t id, std::int64_t stopped) {
 
 MountSummary Store::mount_summary() {
     MountSummary m;
-    m.count = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM mount_log"));
-    m.not_stopped = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM mount_log WHERE stopped IS NULL"));
+    {
+        Statement n(conn_, "SELECT count(*), count(*) - count(stopped) FROM mount_log");
+        auto u = n.use();
+        if (u.next()) {  // an aggregate: always one row
+            m.count = static_cast<std::uint64_t>(u.get_int(0));
+            m.not_stopped = static_cast<std::uint64_t>(u.get_int(1));
+        }
+    }
     Statement s(conn_, "SELECT id, started, stopped, pid, version, mountpoint FROM mount_log ORDER BY id DESC LIMIT 1");
     auto u = s.use();
     if (u.next()) {
