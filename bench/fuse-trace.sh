@@ -23,11 +23,22 @@ command -v "$PERF" >/dev/null || die "$PERF not found (Debian: apt-get install l
 mountpoint -q "$MNT" || die "$MNT is not a mount point"
 # The connection number is the minor of the FUSE mount's anonymous device.
 CONN=$(mountpoint -d "$MNT" | cut -d: -f2)
-[[ -d /sys/kernel/tracing/events/fuse || -d /sys/kernel/debug/tracing/events/fuse ]] ||
-    die "this kernel has no fuse tracepoints (fuse:fuse_request_send; 6.18 has them)"
+# A fresh machine may not have tracefs mounted; perf needs it to find the tracepoints. Mounted
+# here only for this run.
+MOUNTED_TRACEFS=
+if [[ ! -d /sys/kernel/tracing/events && ! -d /sys/kernel/debug/tracing/events ]]; then
+    mount -t tracefs nodev /sys/kernel/tracing || die "cannot mount tracefs on /sys/kernel/tracing"
+    MOUNTED_TRACEFS=1
+fi
 
 DATA=${KEEP:-$(mktemp /tmp/fuse-trace.XXXXXX)}
-trap '[[ -n ${KEEP:-} ]] || rm -f "$DATA"' EXIT
+cleanup() {
+    [[ -n ${KEEP:-} ]] || rm -f "$DATA"
+    [[ -z $MOUNTED_TRACEFS ]] || umount /sys/kernel/tracing
+}
+trap cleanup EXIT
+[[ -d /sys/kernel/tracing/events/fuse || -d /sys/kernel/debug/tracing/events/fuse ]] ||
+    die "this kernel has no fuse tracepoints (fuse:fuse_request_send; 6.18 has them)"
 
 # -a: requests are sent from whichever task touches the file (the loop worker, writeback) and
 # answered by the daemon's threads; the connection filter below keeps only this mount's.
