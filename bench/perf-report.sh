@@ -20,7 +20,9 @@
 #   PAIRED_PER_ROUND=2                  paired remapped runs per round; one pair per job per round
 #                                       spreads 0.5-1.3 on this VM, and the report's ratio is the
 #                                       median over all pairs (each pass ~4 min a round)
-#   SKIP_PEERS=1 / SKIP_REMAPPED=1 / SKIP_MICRO=1 / SKIP_SPARSE=1   leave a part out
+#   SKIP_PEERS=1 / SKIP_REMAPPED=1 / SKIP_MICRO=1 / SKIP_SPARSE=1 / SKIP_FRESH=1   leave a part out
+#   FRESH_PAIRS=2                       pairs per job of bench/fresh-pages.sh (what this VM charges
+#                                       for the fresh pages a buffered loop fills; with loopbuf only)
 #
 # Layout: the spare area is a separate file ({WORK}/remapfs.spare), so that the image has exactly
 # the backing's size (bench.sh runs fio with --size=<backing size>). The first run starts every
@@ -43,7 +45,7 @@ SIZE=${1:-2G}
 # The knobs that change what is measured, as given: the report's command line repeats them.
 GIVEN_KNOBS=""
 for knob in TARGETS VIEWS JOBS RUNTIME RAMP SEQ_QD REMAPFS_OPTS REMAPPED_PERCENT SPARE_SIZE \
-            PAIRED_PER_ROUND SKIP_PEERS SKIP_REMAPPED SKIP_MICRO SKIP_SPARSE; do
+            PAIRED_PER_ROUND SKIP_PEERS SKIP_REMAPPED SKIP_MICRO SKIP_SPARSE SKIP_FRESH FRESH_PAIRS; do
     [[ -n ${!knob:-} ]] && GIVEN_KNOBS+="$knob=\"${!knob}\" "
 done
 export WORK=${WORK:-/tmp/peerbench}
@@ -320,6 +322,19 @@ if [[ ${SKIP_SPARSE:-0} != 1 ]]; then
         log "WARNING: cannot create a 16 TiB sparse file in $WORK"
     fi
     rm -rf "$big"
+fi
+
+# The buffered-loop 1M jobs fill FUSE's page cache with pages the host has to map in again;
+# this part measures that cost on the machine the report ran on.
+if [[ ${SKIP_FRESH:-0} != 1 && " $RUN_VIEWS " == *" loopbuf "* ]]; then
+    log "fresh pages: what a page-cache fill costs here"
+    if BIN=$REMAPFS WORK=$WORK/fresh-pages PAIRS=${FRESH_PAIRS:-2} "$REPO/bench/fresh-pages.sh" "$SIZE" \
+            2>"$WORK/fresh-pages.err" | sed 's/^#/##/' > "$RESULTS_DIR/fresh-pages.md"; then
+        EXTRA+=("$RESULTS_DIR/fresh-pages.md")
+    else
+        log "WARNING: fresh-pages.sh failed: $(tail -1 "$WORK/fresh-pages.err")"
+        rm -f "$RESULTS_DIR/fresh-pages.md"
+    fi
 fi
 
 # ---------------------------------------------------------------- report
