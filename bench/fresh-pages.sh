@@ -13,37 +13,41 @@
 #
 #   sudo bench/fresh-pages.sh [SIZE]      (default 2G; a markdown report on stdout)
 #
-# Environment: BIN (default build-bench/src/remapfs), WORK (default /tmp/fresh-pages), PAIRS
-# (default 4), PAUSE (default 6 s; the kernel reports free pages after 2 s), SEQ_QD (default 4).
+# Environment: BIN (default build-bench/src/remapfs), WORK (default /tmp/fresh-pages), BACKING
+# (an existing file of SIZE to use, e.g. bench.sh's prefilled one; its contents are overwritten
+# by the sw1m passes; default $WORK/backing.img, prefilled here), PAIRS (default 4), PAUSE
+# (default 6 s; the kernel reports free pages after 2 s), SEQ_QD (default 4).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "fresh-pages.sh: $*" >&2; exit 1; }
 
 SIZE=${1:-2G}
-BIN=$(realpath "${BIN:-$REPO/build-bench/src/remapfs}")
+REMAPFS=$(realpath "${BIN:-$REPO/build-bench/src/remapfs}")
 WORK=${WORK:-/tmp/fresh-pages}
 PAIRS=${PAIRS:-4} PAUSE=${PAUSE:-6} SEQ_QD=${SEQ_QD:-4}
 [[ $(id -u) -eq 0 ]] || die "must run as root (losetup, drop_caches, FUSE)"
-[[ -x $BIN ]] || die "$BIN not found: build it (meson setup build-bench -Dbuildtype=release && ninja -C build-bench) or set BIN="
+[[ -x $REMAPFS ]] || die "$REMAPFS not found: build it (meson setup build-bench -Dbuildtype=release && ninja -C build-bench) or set BIN="
 [[ $SIZE =~ ^[1-9][0-9]*[MG]$ ]] || die "SIZE=$SIZE is not a size like 512M or 2G"
 [[ $PAIRS =~ ^[1-9][0-9]?$ ]] || die "PAIRS=$PAIRS is not a whole number from 1 to 99"
 [[ $PAUSE =~ ^[0-9]+$ ]] || die "PAUSE=$PAUSE is not a whole number of seconds"
-for tool in fio losetup python3; do command -v $tool >/dev/null || die "$tool missing"; done
+for tool in fio losetup fusermount3; do command -v $tool >/dev/null || die "$tool missing"; done
 MIB=${SIZE%?}; [[ $SIZE == *G ]] && MIB=$((MIB * 1024))
 SHM=/dev/shm/fresh-pages.$$
 (( $(awk '/MemAvailable/ {print int($2 / 1024)}' /proc/meminfo) > 3 * MIB )) ||
     die "needs 3 x $SIZE of available memory"
 
-mkdir -p "$WORK/mnt"
-PID='' DEV=''
+mkdir -p "$WORK"
+DAEMON_LOG=$WORK/daemon.log
+# shellcheck source=bench/own-remapfs.sh
+source "$REPO/bench/own-remapfs.sh"
+DEV=''
 cleanup() {
     rm -f "$SHM"
     [[ -z $DEV ]] || losetup -d "$DEV" 2>/dev/null || true
-    mountpoint -q "$WORK/mnt" && umount "$WORK/mnt" 2>/dev/null
-    [[ -z $PID ]] || { kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; } || true
+    cleanup_own_remapfs
 }
-trap cleanup EXIT
+trap cleanup EXIT INT TERM
 
 # Seconds dd takes to write MiB of zeros into a new tmpfs file.
 dd_tmpfs() {
@@ -55,12 +59,16 @@ dd_tmpfs() {
 }
 rate() { awk -v m="$1" -v s="$2" 'BEGIN {printf "%.0f", m * 1.048576 / s}'; }  # MB/s
 
-BACKING=$WORK/backing.img
-if [[ $(stat -c %s "$BACKING" 2>/dev/null) != $((MIB << 20)) ]]; then
-    echo "fresh-pages: writing a $SIZE backing file in $WORK" >&2
-    rm -f "$BACKING"
-    fio --name=prefill --filename="$BACKING" --rw=write --bs=1M --size="$SIZE" --direct=1 \
-        --refill_buffers --output=/dev/null
+if [[ -n ${BACKING:-} ]]; then   # given: used as it is, never replaced
+    [[ $(stat -c %s "$BACKING" 2>/dev/null) == $((MIB << 20)) ]] || die "BACKING=$BACKING is not a file of $SIZE"
+else
+    BACKING=$WORK/backing.img
+    if [[ $(stat -c %s "$BACKING" 2>/dev/null) != $((MIB << 20)) ]]; then
+        echo "fresh-pages: writing a $SIZE backing file in $WORK" >&2
+        rm -f "$BACKING"
+        fio --name=prefill --filename="$BACKING" --rw=write --bs=1M --size="$SIZE" --direct=1 \
+            --refill_buffers --output=/dev/null
+    fi
 fi
 
 echo "# Fresh pages on this VM ($(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -r))"
@@ -91,24 +99,21 @@ done
 # up whatever it leaves behind.
 seq_loopbuf() {
     local job=$1 pretouch=$2 out rw=read field=7 op=READ
-    [[ $job == sw1m ]] && rw=write field=48 op=WRITE
+    [[ $job == sw1m ]] && rw=write field=48 op=WRITE   # terse v3: read / write bandwidth, KiB/s
     rm -f "$WORK"/r.db* "$WORK/r.spare"; truncate -s 64M "$WORK/r.spare"
-    "$BIN" -f -o "db=$WORK/r.db,spare=$WORK/r.spare" "$BACKING" "$WORK/mnt" >"$WORK/daemon.log" 2>&1 &
-    PID=$!
-    for _ in $(seq 100); do [[ -f $WORK/mnt/disk.img ]] && break; sleep 0.1; done
-    [[ -f $WORK/mnt/disk.img ]] || die "remapfs did not mount: $(tail -1 "$WORK/daemon.log")"
-    DEV=$(losetup -f --show --direct-io=off "$WORK/mnt/disk.img")
+    start_remapfs "$BACKING" "$WORK/mnt" "db=$WORK/r.db,spare=$WORK/r.spare"
+    DEV=$(losetup -f --show --direct-io=off "$OWN_MNT/disk.img")
     sync; echo 3 > /proc/sys/vm/drop_caches
     [[ $pretouch == 1 ]] && { dd_tmpfs $((2 * MIB)) >/dev/null; rm -f "$SHM"; }
-    out=$("$REPO/bench/fuse-trace.sh" "$WORK/mnt" -- fio --name="$job" --filename="$DEV" --rw="$rw" --bs=1M \
+    out=$("$REPO/bench/fuse-trace.sh" "$OWN_MNT" -- fio --name="$job" --filename="$DEV" --rw="$rw" --bs=1M \
         --ioengine=libaio --iodepth="$SEQ_QD" --direct=1 --output-format=terse --terse-version=3 \
-        2>"$WORK/fio.terse")
-    { awk -F';' -v f="$field" 'NR == 1 {printf "%.0f MB/s", $f / 1000}' "$WORK/fio.terse"
+        --output="$WORK/fio.terse") || die "fuse-trace.sh or fio failed ($job)"
+    { awk -F';' -v f="$field" 'NR == 1 {printf "%.0f MB/s", $f * 1024 / 1e6}' "$WORK/fio.terse"
       awk -F'|' -v op="FUSE_$op" '$2 ~ op {for (i = 3; i <= 5; i++) gsub(/^ +| +$/, "", $i)
                                           printf " (%s %s: %s; p50 %s ms)", $3, op, $4, $5}' <<<"$out"
     } >"$WORK/result"
     losetup -d "$DEV"; DEV=''
-    umount "$WORK/mnt"; wait "$PID" || true; PID=''
+    stop_remapfs
 }
 
 n=1

@@ -96,37 +96,10 @@ MICRO=()
 EXTRA=()
 
 # Everything this script starts itself is stopped by PID / unmounted by path on exit.
-OWN_PID=""
-OWN_MNT=""
-cleanup() {
-    if [[ -n $OWN_MNT ]] && findmnt -rn -M "$OWN_MNT" >/dev/null 2>&1; then fusermount3 -u "$OWN_MNT" || fusermount3 -uz "$OWN_MNT" || true; fi
-    if [[ -n $OWN_PID ]] && kill -0 "$OWN_PID" 2>/dev/null; then
-        kill "$OWN_PID" 2>/dev/null || true
-        wait "$OWN_PID" 2>/dev/null || true
-    fi
-    OWN_PID="" OWN_MNT=""
-}
-trap cleanup EXIT INT TERM
-
-# start_remapfs BACKING MNT OPTS : remapfs -f in the background, wait until the image is served.
-start_remapfs() {
-    local backing=$1 mnt=$2 opts=$3 i
-    mkdir -p "$mnt"
-    "$REMAPFS" -f -o "$opts" "$backing" "$mnt" 2>>"$WORK/perf-report.daemon.log" &
-    OWN_PID=$! OWN_MNT=$mnt
-    for i in $(seq 1 300); do
-        [[ -e $mnt/disk.img ]] && findmnt -rn -M "$mnt" >/dev/null 2>&1 && return 0
-        kill -0 "$OWN_PID" 2>/dev/null || die "remapfs exited during start (see $WORK/perf-report.daemon.log)"
-        sleep 0.02
-    done
-    die "remapfs did not serve $mnt/disk.img within 6 s"
-}
-
-stop_remapfs() {
-    fusermount3 -u "$OWN_MNT"
-    wait "$OWN_PID" || die "remapfs exited with status $? at unmount"
-    OWN_PID="" OWN_MNT=""
-}
+DAEMON_LOG=$WORK/perf-report.daemon.log
+# shellcheck source=bench/own-remapfs.sh
+source "$REPO/bench/own-remapfs.sh"
+trap cleanup_own_remapfs EXIT INT TERM
 
 # shellcheck source=bench/mount-cmd.sh
 source "$REPO/bench/mount-cmd.sh"
@@ -328,7 +301,9 @@ fi
 # this part measures that cost on the machine the report ran on.
 if [[ ${SKIP_FRESH:-0} != 1 && " $RUN_VIEWS " == *" loopbuf "* ]]; then
     log "fresh pages: what a page-cache fill costs here"
-    if BIN=$REMAPFS WORK=$WORK/fresh-pages PAIRS=${FRESH_PAIRS:-2} "$REPO/bench/fresh-pages.sh" "$SIZE" \
+    # bench.sh's prefilled backing; WORK is assigned after it (assignments expand left to right).
+    if BIN=$REMAPFS BACKING=$WORK/src/backing.img WORK=$WORK/fresh-pages PAIRS=${FRESH_PAIRS:-2} \
+            "$REPO/bench/fresh-pages.sh" "$SIZE" \
             2>"$WORK/fresh-pages.err" | sed 's/^#/##/' > "$RESULTS_DIR/fresh-pages.md"; then
         EXTRA+=("$RESULTS_DIR/fresh-pages.md")
     else
