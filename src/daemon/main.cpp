@@ -7,6 +7,7 @@
 #include "daemon/options.hpp"
 #include "fuse/ops.hpp"
 #include "fuse/session_loop.hpp"
+#include "fuse/uring_transport.hpp"
 #include "remapfs/log.hpp"
 #include "remapfs_config.h"
 
@@ -160,7 +161,18 @@ int run(int argc, char** argv) {
                   instance->geometry().sector_size.bytes(), instance->tables().load()->size(), instance->db_path());
         if (detacher) detacher->ready();
 
-        status = fuse_op::run_session(se, o.single_thread ? 1 : o.threads);
+        {
+            // Off with -s: a single-threaded session means one request at a time.
+            std::optional<fuse_op::UringTransport> ring;
+            if (o.io_uring && !o.single_thread) {
+                try {
+                    ring.emplace(se, o.io_uring_workers ? o.io_uring_workers : o.threads);
+                } catch (const std::exception& e) {
+                    log::warning("{}; using /dev/fuse", e.what());
+                }
+            }
+            status = fuse_op::run_session(se, o.single_thread ? 1 : o.threads);
+        }
         if (status != 0) {
             log::error("FUSE session ended by an error: {}", errno_name(-status));
         } else if (!ctx.initialised) {

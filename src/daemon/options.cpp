@@ -99,6 +99,10 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             if (need_value()) o.bdi.readahead_kib = parse_bounded(key, value, 0, 65536);
         } else if (key == "threads") {
             if (need_value()) o.threads = parse_bounded(key, value, 1, 256);
+        } else if (key == "io_uring") {
+            if (need_value()) o.io_uring = parse_bool(key, value);
+        } else if (key == "io_uring_workers") {
+            if (need_value()) o.io_uring_workers = parse_bounded(key, value, 1, 256);
         } else if (key == "noscan" && !has_value) {
             o.scanner = false;
         } else if (key == "allow_inject" && !has_value) {
@@ -147,6 +151,9 @@ std::string usage(const char* argv0) {
         "  -o max_dirty_percent=N  share of the kernel's dirty page limit buffered writers of the image may hold (default {})\n"
         "  -o readahead_kb=N       kernel readahead for buffered readers of the image (default {})\n"
         "  -o threads=N            FUSE worker threads, each one request in flight at a time (default {})\n"
+        "  -o io_uring=on|off      FUSE over io_uring when the kernel offers it (default on; Linux 6.14+\n"
+        "                          with /sys/module/fuse/parameters/enable_uring = 1)\n"
+        "  -o io_uring_workers=N   ring workers per CPU, each one request in flight (default: threads)\n"
         "  -o noscan               no background scanner thread (see remapctl scan for its knobs)\n"
         "  -o allow_inject         tests only: enable fault injection (remapctl inject)\n"
         "  -o inject_file=PATH     tests only: fault rules (JSON array) loaded at mount\n"

@@ -23,6 +23,8 @@ struct Options {
     bool debug = false;
     bool single_thread = false;
     std::uint32_t threads = 16;  // -o threads=N: FUSE worker threads
+    bool io_uring = true;        // -o io_uring=off: never take the kernel's FUSE-over-io_uring
+    std::uint32_t io_uring_workers = 0;  // -o io_uring_workers=N: ring workers per CPU (0: as threads)
     bool allow_other = false;
     bool writeback_cache = true;         // -o writeback_cache=off: buffered writes go through one by one
     bool direct_bypass = true;           // -o direct_bypass=off: O_DIRECT opens use the kernel's cached path

@@ -1,5 +1,6 @@
 #include "fuse/ops.hpp"
 #include "fuse/reply.hpp"
+#include "fuse/uring_transport.hpp"
 
 #include <cstdlib>
 
@@ -33,7 +34,9 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
         if (off < 0) return reply_err(req, EINVAL);
         if (static_cast<std::uint64_t>(off) >= end || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
         const size_t len = static_cast<size_t>(std::min<std::uint64_t>(size, end - static_cast<std::uint64_t>(off)));
-        std::byte* buf = read_buffer(len);
+        // On a ring worker the data goes straight into the buffer the reply is sent from.
+        std::byte* buf = ring_reply_buffer(len);
+        if (!buf) buf = read_buffer(len);
         if (!buf) return reply_err(req, ENOMEM);
         auto r = image.pread({buf, len}, ByteOffset{static_cast<std::uint64_t>(off)});
         if (!r) return reply_err(req, r.error());
