@@ -21,6 +21,9 @@
 #                                       spreads 0.5-1.3 on this VM, and the report's ratio is the
 #                                       median over all pairs (each pass ~4 min a round)
 #   SKIP_PEERS=1 / SKIP_REMAPPED=1 / SKIP_MICRO=1 / SKIP_SPARSE=1 / SKIP_FRESH=1   leave a part out
+#   FUSE_URING=1                        fuse.enable_uring for the run (put back at the end): the
+#                                       kernel then offers FUSE over io_uring, which remapfs takes
+#                                       and the peers (libfuse 3.14, qemu 7.2) do not; 0: /dev/fuse
 #   FRESH_PAIRS=2                       pairs per job of bench/fresh-pages.sh (what this VM charges
 #                                       for the fresh pages a buffered loop fills; with loopbuf only)
 #
@@ -45,7 +48,7 @@ SIZE=${1:-2G}
 # The knobs that change what is measured, as given: the report's command line repeats them.
 GIVEN_KNOBS=""
 for knob in TARGETS VIEWS JOBS RUNTIME RAMP SEQ_QD REMAPFS_OPTS REMAPPED_PERCENT SPARE_SIZE \
-            PAIRED_PER_ROUND SKIP_PEERS SKIP_REMAPPED SKIP_MICRO SKIP_SPARSE SKIP_FRESH FRESH_PAIRS; do
+            PAIRED_PER_ROUND SKIP_PEERS SKIP_REMAPPED SKIP_MICRO SKIP_SPARSE SKIP_FRESH FRESH_PAIRS FUSE_URING; do
     [[ -n ${!knob:-} ]] && GIVEN_KNOBS+="$knob=\"${!knob}\" "
 done
 export WORK=${WORK:-/tmp/peerbench}
@@ -99,7 +102,20 @@ EXTRA=()
 DAEMON_LOG=$WORK/perf-report.daemon.log
 # shellcheck source=bench/own-remapfs.sh
 source "$REPO/bench/own-remapfs.sh"
-trap cleanup_own_remapfs EXIT INT TERM
+
+# FUSE over io_uring is a kernel-wide switch: set for the run, put back as found.
+FUSE_URING=${FUSE_URING:-1}
+[[ $FUSE_URING == [01] ]] || die "FUSE_URING=$FUSE_URING is not 0 or 1"
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_WAS=""
+restore_uring() { [[ -n $URING_WAS ]] && echo "$URING_WAS" > "$URING_PARAM" || true; }
+if [[ -w $URING_PARAM ]]; then
+    URING_WAS=$( [[ $(cat "$URING_PARAM") == Y ]] && echo 1 || echo 0 )
+    echo "$FUSE_URING" > "$URING_PARAM"
+elif [[ $FUSE_URING == 1 ]]; then
+    log "this kernel has no FUSE over io_uring ($URING_PARAM): remapfs serves over /dev/fuse"
+fi
+trap 'cleanup_own_remapfs; restore_uring' EXIT INT TERM
 
 # shellcheck source=bench/mount-cmd.sh
 source "$REPO/bench/mount-cmd.sh"
@@ -315,7 +331,8 @@ fi
 # ---------------------------------------------------------------- report
 [[ ${#RUNS1[@]} -gt 0 ]] || die "no peer run to report on (SKIP_PEERS=1?)"
 command="${GIVEN_KNOBS}ROUNDS=$ROUNDS bench/perf-report.sh $SIZE"
-args=(--out "$RESULTS_DIR/report.md" --command "$command"
+uring_note="kernel $(uname -r); fuse.enable_uring=$(cat "$URING_PARAM" 2>/dev/null || echo absent) during the run"
+args=(--out "$RESULTS_DIR/report.md" --command "$command" --setup "$uring_note"
       --views "$RUN_VIEWS" --jobs "$RUN_JOBS")
 for r in "${RUNS1[@]}"; do args+=(--peers "$r"); done
 for r in "${RUNS2[@]}"; do args+=(--remapped "$r"); done

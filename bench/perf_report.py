@@ -107,6 +107,7 @@ def main():
     ap.add_argument("--name", default="remapfs")
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", default="", help="the command line that produced the report")
+    ap.add_argument("--setup", default="", help="one line on the kernel and transport the run used")
     ap.add_argument("--views", default=" ".join(VIEWS), help="the views that were run (bench.sh VIEWS)")
     ap.add_argument("--jobs", default=" ".join(JOBS), help="the jobs that were run (bench.sh JOBS)")
     a = ap.parse_args()
@@ -126,6 +127,9 @@ def main():
     w("# remapfs performance report (issue 6 targets)\n")
     if a.command:
         w(f"Command: `{a.command}`\n")
+    if a.setup:
+        w(f"Setup: {a.setup}. With enable_uring=Y the kernel offers FUSE over io_uring; remapfs takes it, "
+          "the peers (libfuse 3.14 passthrough_ll and nbdfuse, qemu-storage-daemon 7.2) cannot.\n")
     w(f"{n_rounds} round(s) of bench.sh, each with its own raw baseline and peers; every figure is the "
       "median over the rounds (min–max in brackets), and \"rounds\" says in how many rounds the target "
       "was met on that round's own numbers. Throughput: IOPS for 4k jobs, MB/s (10^6 B/s) for 1M jobs. "
