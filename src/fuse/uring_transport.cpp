@@ -185,7 +185,7 @@ public:
             if (len + iov[i].iov_len > cap_) {
                 log::error("io_uring: a reply of more than {} bytes does not fit the ring buffer", cap_);
                 reply_error(EIO);
-                return -1;
+                return static_cast<ssize_t>(sizeof(fuse_out_header));  // answered, with EIO
             }
             if (iov[i].iov_base != payload_ + len) std::memmove(payload_ + len, iov[i].iov_base, iov[i].iov_len);
             len += iov[i].iov_len;
