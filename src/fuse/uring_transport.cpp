@@ -187,7 +187,7 @@ public:
                 reply_error(EIO);
                 return static_cast<ssize_t>(sizeof(fuse_out_header));  // answered, with EIO
             }
-            if (iov[i].iov_base != payload_ + len) std::memmove(payload_ + len, iov[i].iov_base, iov[i].iov_len);
+            std::memcpy(payload_ + len, iov[i].iov_base, iov[i].iov_len);  // ops reply from their own buffers
             len += iov[i].iov_len;
         }
         const fuse_out_header o{static_cast<std::uint32_t>(sizeof(fuse_out_header) + len), out->error, out->unique};
