@@ -1,10 +1,10 @@
 #!/bin/bash
-# Installs dependencies, builds, runs every test (unit + integration) and ends with one line
-# "N passed, N failed[, N skipped]". Integration tests need root, /dev/fuse and loop devices;
-# without them they are reported as skipped, never as passed.
+# Installs dependencies, builds, runs every test (unit + integration) and ends with the plain
+# line "N passed, N failed" (CI reads it), after "N skipped". Integration tests need root,
+# /dev/fuse and loop devices; without them they are reported as skipped, never as passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh || { echo "dependency install failed"; exit 1; }; fi
+if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh || { echo "dependency install failed"; echo "0 passed, 1 failed"; exit 1; }; fi
 scripts/build.sh || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 rm -f build/meson-logs/testlog.json
 meson test -C build --print-errorlogs --num-processes 1 "$@"
@@ -19,6 +19,7 @@ try:
         counts[key] += 1
 except FileNotFoundError:
     counts["failed"] += 1
-print(f'{counts["passed"]} passed, {counts["failed"]} failed, {counts["skipped"]} skipped')
+print(f'{counts["skipped"]} skipped')
+print(f'{counts["passed"]} passed, {counts["failed"]} failed')
 PY
 exit $rc
