@@ -1,26 +1,16 @@
 #include "fuse/ops.hpp"
 #include "fuse/reply.hpp"
-
-#include <cstdlib>
+#include "fuse/uring_transport.hpp"
+#include "remapfs/sys/io_buffer.hpp"
 
 namespace remapfs::fuse_op {
 namespace {
 
-// Page-aligned, so an O_DIRECT backing reads straight into it without a bounce copy.
+// Off the ring, reads go through the thread's own buffer (sys/io_buffer.hpp: O_DIRECT reads
+// straight into it, in huge pages).
 std::byte* read_buffer(size_t len) {
-    struct Buffer {
-        std::byte* p = nullptr;
-        size_t cap = 0;
-        ~Buffer() { std::free(p); }
-    };
-    thread_local Buffer b;
-    if (b.cap < len) {
-        std::free(b.p);
-        b.cap = (len + 4095) / 4096 * 4096;
-        b.p = static_cast<std::byte*>(std::aligned_alloc(4096, b.cap));
-        if (!b.p) b.cap = 0;
-    }
-    return b.p;
+    thread_local sys::IoBuffer buffer;
+    return buffer.reserve(len);
 }
 
 }  // namespace
@@ -33,9 +23,9 @@ void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
         if (off < 0) return reply_err(req, EINVAL);
         if (static_cast<std::uint64_t>(off) >= end || size == 0) return (void)fuse_reply_buf(req, nullptr, 0);
         const size_t len = static_cast<size_t>(std::min<std::uint64_t>(size, end - static_cast<std::uint64_t>(off)));
-        // Also on a ring worker: reading straight into its reply buffer saved a copy but made the
-        // backing's 1 MiB reads slower, sr1m through a direct-io loop 0.7x (bench/README.md).
-        std::byte* buf = read_buffer(len);
+        // On a ring worker the data goes straight into the buffer the reply is sent from.
+        std::byte* buf = ring_reply_buffer(len);
+        if (!buf) buf = read_buffer(len);
         if (!buf) return reply_err(req, ENOMEM);
         auto r = image.pread({buf, len}, ByteOffset{static_cast<std::uint64_t>(off)});
         if (!r) return reply_err(req, r.error());

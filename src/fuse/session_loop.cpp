@@ -1,6 +1,7 @@
 #include "fuse/session_loop.hpp"
 
 #include "remapfs/log.hpp"
+#include "remapfs/sys/io_buffer.hpp"
 
 #include <linux/fuse.h>
 #include <pthread.h>
@@ -12,7 +13,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -26,24 +26,22 @@ constexpr std::size_t kWriteDataOffset = sizeof(fuse_in_header) + sizeof(fuse_wr
 // Sent to each worker still blocked in read(2) once the session has ended.
 constexpr int kWakeSignal = SIGUSR1;
 
-// One worker's receive buffer, placed so that a write's data starts on a page. libfuse reads
-// with its own buffer size, which before INIT is 256 pages plus one (3.14) and after INIT
-// kMaxWrite plus one page; the kernel never writes more than the request it delivers.
+// One worker's receive buffer, placed so that a write's data starts on a page (and, being an
+// IoBuffer, in huge pages: it goes to an O_DIRECT backing from here). libfuse reads with its
+// own buffer size, which before INIT is 256 pages plus one (3.14) and after INIT kMaxWrite plus
+// one page; the kernel never writes more than the request it delivers.
 class ReceiveBuffer {
 public:
     ReceiveBuffer()
         : page_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))),
-          base_(static_cast<char*>(std::aligned_alloc(page_, std::max(256 * page_, kMaxWrite) + 2 * page_))) {}
-    ~ReceiveBuffer() { std::free(base_); }
-    ReceiveBuffer(const ReceiveBuffer&) = delete;
-    ReceiveBuffer& operator=(const ReceiveBuffer&) = delete;
+          memory_(std::max(256 * page_, kMaxWrite) + 2 * page_) {}
 
-    explicit operator bool() const { return base_ != nullptr; }
-    char* receive_area() const { return base_ + page_ - kWriteDataOffset; }
+    explicit operator bool() const { return static_cast<bool>(memory_); }
+    char* receive_area() const { return reinterpret_cast<char*>(memory_.data()) + page_ - kWriteDataOffset; }
 
 private:
     std::size_t page_;
-    char* base_;
+    sys::IoBuffer memory_;
 };
 
 struct Session {

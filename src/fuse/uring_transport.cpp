@@ -2,13 +2,13 @@
 
 #include "remapfs/log.hpp"
 #include "remapfs/result.hpp"
+#include "remapfs/sys/io_buffer.hpp"
 #include "remapfs/unique_fd.hpp"
 
 #include <liburing.h>
 #include <linux/fuse.h>
 #include <poll.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -59,29 +59,12 @@ static_assert(sizeof(CmdReq) <= 80);
 }  // namespace abi
 
 constexpr std::uint64_t kStopTag = ~std::uint64_t{0};  // user_data of the stop poll
-constexpr std::size_t kHeadroom = 4096;                // before the payload: header + op args go here
+// A worker's share of the arena: the ring's request header at its start, and before the payload
+// the room /dev/fuse's layout needs (fuse_in_header and the op's arguments, see serve_request).
+constexpr std::size_t kHeadroom = 4096;
+static_assert(sizeof(abi::ReqHeader) + sizeof(fuse_in_header) + sizeof(abi::ReqHeader::op_in) <= kHeadroom);
 
 std::size_t page_size() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
-
-// Anonymous memory, left untouched: a page becomes resident when a request first needs it, so
-// 32 workers' 1 MiB buffers cost memory only for the sizes they serve (touching all of them up
-// front made no difference to 1M jobs and kept 32 MiB resident in an idle daemon).
-class Mapping {
-public:
-    explicit Mapping(std::size_t len) : len_(len) {
-        void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw std::runtime_error("io_uring: cannot map request buffers: " + errno_name(errno));
-        p_ = static_cast<std::byte*>(p);
-    }
-    ~Mapping() { ::munmap(p_, len_); }
-    Mapping(const Mapping&) = delete;
-    Mapping& operator=(const Mapping&) = delete;
-    std::byte* get() const { return p_; }
-
-private:
-    std::size_t len_;
-    std::byte* p_ = nullptr;
-};
 
 class RingWorker;
 thread_local RingWorker* t_worker = nullptr;  // set while a ring worker runs an op
@@ -96,13 +79,19 @@ struct UringTransport::Impl {
     std::atomic<std::uint64_t> init_unique{0};  // the INIT that offered the ring, 0 if none
     std::size_t payload_size = 0;               // from our INIT reply
     std::atomic<std::uint64_t> served{0};
+    // Every worker's headroom and payload, back to back in huge pages: a write's data arrives
+    // here and goes to an O_DIRECT backing from here, as do reads, so a 1 MiB transfer spans at
+    // most two physically contiguous pieces (sys/io_buffer.hpp). Resident as workers first
+    // serve requests, 2 MiB at a time.
+    sys::IoBuffer arena;
+    std::size_t stride = 0;  // one worker's share of the arena
     std::mutex mutex;
     std::vector<std::thread> workers;
     bool started = false;
 
     void patch_init_reply(const iovec& arg);
     void start_workers();
-    void worker_main(unsigned qid);
+    void worker_main(unsigned qid, std::size_t index);
 };
 
 namespace {
@@ -113,14 +102,12 @@ UringTransport::Impl* g_transport = nullptr;
 // /dev/fuse worker: ops block on the backing, and more workers per CPU keep more in flight.
 class RingWorker {
 public:
-    RingWorker(UringTransport::Impl& t, unsigned qid)
+    RingWorker(UringTransport::Impl& t, unsigned qid, std::byte* region)
         : t_(t),
           qid_(qid),
           cap_(t.payload_size),
-          header_((sizeof(abi::ReqHeader) + page_size() - 1) / page_size() * page_size()),
-          region_(kHeadroom + cap_),
-          h_(reinterpret_cast<abi::ReqHeader*>(header_.get())),
-          payload_(region_.get() + kHeadroom) {
+          h_(reinterpret_cast<abi::ReqHeader*>(region)),
+          payload_(region + kHeadroom) {
         io_uring_params p{};
         p.flags = IORING_SETUP_SQE128;
         if (int r = io_uring_queue_init_params(2, &ring_, &p); r < 0)
@@ -176,6 +163,7 @@ public:
     }
 
     bool owns(std::uint64_t unique) const { return unique == unique_ && !replied_; }
+    std::byte* reply_buffer(std::size_t len) const { return len <= cap_ ? payload_ : nullptr; }
 
     // libfuse's reply to our request: into the ring buffers instead of /dev/fuse.
     ssize_t take_reply(const iovec* iov, int count) {
@@ -187,7 +175,8 @@ public:
                 reply_error(EIO);
                 return static_cast<ssize_t>(sizeof(fuse_out_header));  // answered, with EIO
             }
-            std::memcpy(payload_ + len, iov[i].iov_base, iov[i].iov_len);  // ops reply from their own buffers
+            // A read built its reply in place (ring_reply_buffer); other ops reply from their own buffers.
+            if (iov[i].iov_base != payload_ + len) std::memmove(payload_ + len, iov[i].iov_base, iov[i].iov_len);
             len += iov[i].iov_len;
         }
         const fuse_out_header o{static_cast<std::uint32_t>(sizeof(fuse_out_header) + len), out->error, out->unique};
@@ -260,7 +249,6 @@ private:
     UringTransport::Impl& t_;
     unsigned qid_;
     std::size_t cap_;
-    Mapping header_, region_;
     abi::ReqHeader* h_;
     std::byte* payload_;
     io_uring ring_{};
@@ -320,20 +308,27 @@ void UringTransport::Impl::start_workers() {
     // The kernel keeps one queue per possible CPU and uses the ring only once every queue has
     // a buffer registered.
     const unsigned queues = static_cast<unsigned>(std::max(1, ::get_nprocs_conf()));
+    stride = kHeadroom + (payload_size + page_size() - 1) / page_size() * page_size();
+    arena = sys::IoBuffer(stride * queues * workers_per_cpu);
+    if (!arena) {
+        log::error("io_uring: cannot map {} MiB of request buffers", stride * queues * workers_per_cpu >> 20);
+        return;
+    }
     try {
         for (unsigned q = 0; q < queues; ++q)
-            for (unsigned i = 0; i < workers_per_cpu; ++i) workers.emplace_back([this, q] { worker_main(q); });
+            for (unsigned i = 0; i < workers_per_cpu; ++i)
+                workers.emplace_back([this, q, n = workers.size()] { worker_main(q, n); });
     } catch (const std::system_error& e) {
         log::error("io_uring: cannot start a ring worker: {}", e.what());
     }
     log::info("io_uring: {} queue(s) x {} worker(s), {} KiB buffers", queues, workers_per_cpu, payload_size / 1024);
 }
 
-void UringTransport::Impl::worker_main(unsigned qid) {
+void UringTransport::Impl::worker_main(unsigned qid, std::size_t index) {
     // Not pinned to the queue's CPU (libfuse pins): a job issuing from one CPU then had all
     // its requests served there, 4k QD16 through a direct-io loop 0.68x (bench/README.md).
     try {
-        RingWorker w(*this, qid);
+        RingWorker w(*this, qid, arena.data() + index * stride);
         if (const int r = w.run(); r < 0 && r != -ENOTCONN && r != -ENODEV && r != -ECANCELED)
             log::error("io_uring: ring worker for CPU {} stopped: {}", qid, errno_name(-r));
     } catch (const std::exception& e) {
@@ -369,6 +364,11 @@ UringTransport::~UringTransport() {
     for (auto& w : workers) w.join();
     if (impl_->served) log::info("io_uring: served {} requests", impl_->served.load());
     g_transport = nullptr;
+}
+
+std::byte* ring_reply_buffer(std::size_t len) {
+    const RingWorker* w = t_worker;
+    return w ? w->reply_buffer(len) : nullptr;
 }
 
 std::uint64_t UringTransport::requests_served() const { return impl_->served.load(std::memory_order_relaxed); }

@@ -1,12 +1,12 @@
 #include "remapfs/block/backing.hpp"
 
 #include "remapfs/sys/io.hpp"
+#include "remapfs/sys/io_buffer.hpp"
 
 #include <algorithm>
 #include <cassert>
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -17,19 +17,8 @@ constexpr std::size_t kDirectAlign = 4096;
 
 // Grows on demand and lives as long as the thread (FUSE worker, scanner, control thread).
 std::byte* bounce_buffer(std::size_t len) {
-    struct Buffer {
-        std::byte* p = nullptr;
-        std::size_t cap = 0;
-        ~Buffer() { std::free(p); }
-    };
-    thread_local Buffer b;
-    if (b.cap < len) {
-        std::free(b.p);
-        std::size_t cap = (len + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-        b.p = static_cast<std::byte*>(std::aligned_alloc(kDirectAlign, cap));
-        b.cap = b.p ? cap : 0;
-    }
-    return b.p;
+    thread_local sys::IoBuffer buffer;
+    return buffer.reserve(len);
 }
 
 bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % kDirectAlign == 0; }

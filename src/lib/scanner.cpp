@@ -5,14 +5,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 namespace remapfs::health {
 namespace {
 
 using nlohmann::json;
-
-std::byte* alloc_aligned(std::size_t bytes) { return static_cast<std::byte*>(std::aligned_alloc(4096, bytes)); }
 
 }  // namespace
 
@@ -101,7 +98,6 @@ Scanner::Scanner(block::RemapLayer& layer, const Geometry& g, HistoryWriter& his
       clock_(clock),
       persist_(std::move(persist)),
       cache_bypassed_(cache_bypassed),
-      buf_(nullptr, std::free),
       config_(config),
       state_(resume) {
     ScanOrder order{g.image_sectors.v, kRegionBytes / g.sector_size.bytes(), kSegmentBytes / g.sector_size.bytes(),
@@ -257,11 +253,7 @@ std::int64_t Scanner::step() {
         first = *l;
         n = std::min<std::uint64_t>(run, d.sectors.v);
     }
-    if (buf_sectors_ < n) {
-        buf_.reset(alloc_aligned(n * ss.bytes()));
-        buf_sectors_ = buf_ ? n : 0;
-        if (!buf_) return 1'000'000;
-    }
+    if (!buf_.reserve(n * ss.bytes())) return 1'000'000;
     const std::int64_t started = clock_.now_us();
     {
         const bool in_pass = !rescan;
@@ -273,11 +265,11 @@ std::int64_t Scanner::step() {
         if (d.idle && n >= 2 && idle_depth_ > 1) {
             // Idle: two reads in flight, each half of the chunk.
             const std::uint64_t half = n / 2;
-            second_.start([&] { read(first, half, buf_.get()); });
-            read(first + SectorCount{half}, n - half, buf_.get() + half * ss.bytes());
+            second_.start([&] { read(first, half, buf_.data()); });
+            read(first + SectorCount{half}, n - half, buf_.data() + half * ss.bytes());
             second_.wait();
         } else {
-            read(first, n, buf_.get());
+            read(first, n, buf_.data());
         }
     }
     const std::int64_t end_us = clock_.now_us();

@@ -1,8 +1,9 @@
 #include "remapfs/verify.hpp"
 
+#include "remapfs/sys/io_buffer.hpp"
+
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
+#include <new>
 
 namespace remapfs {
 
@@ -10,8 +11,8 @@ VerifyReport verify_sectors(block::BlockLayer& image, SectorSize ss, Lba start, 
                             std::stop_token stop) {
     VerifyReport rep{start, count, 0, {}};
     const std::uint64_t chunk = std::max<std::uint64_t>(1, (1u << 20) / ss.bytes());
-    std::unique_ptr<std::byte, decltype(&std::free)> buf(
-        static_cast<std::byte*>(std::aligned_alloc(4096, chunk * ss.bytes())), &std::free);
+    sys::IoBuffer buf(chunk * ss.bytes());
+    if (!buf) throw std::bad_alloc();  // the caller answers with the error, as for the vector below
     for (std::uint64_t i = 0; i < count.v; i += chunk) {
         if (stop.stop_requested()) {
             rep.stopped = true;
@@ -19,13 +20,13 @@ VerifyReport verify_sectors(block::BlockLayer& image, SectorSize ss, Lba start, 
         }
         const std::uint64_t n = std::min(chunk, count.v - i);
         const Lba first = start + SectorCount{i};
-        if (image.pread({buf.get(), ss.bytes(SectorCount{n}).v}, ss.offset(first))) {
+        if (image.pread({buf.data(), ss.bytes(SectorCount{n}).v}, ss.offset(first))) {
             rep.checked += n;
             continue;
         }
         for (std::uint64_t k = 0; k < n; ++k) {
             const Lba l = first + SectorCount{k};
-            if (!image.pread({buf.get(), ss.bytes()}, ss.offset(l))) rep.unreadable.push_back(l);
+            if (!image.pread({buf.data(), ss.bytes()}, ss.offset(l))) rep.unreadable.push_back(l);
             ++rep.checked;
         }
     }

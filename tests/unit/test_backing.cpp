@@ -3,14 +3,20 @@
 #include "fixtures.hpp"
 
 #include "remapfs/block/backing.hpp"
+#include "remapfs/sys/io.hpp"
+#include "remapfs/sys/io_buffer.hpp"
 #include "remapfs/unique_fd.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 using namespace remapfs;
 
@@ -146,4 +152,66 @@ TEST_CASE("runs merged into one transfer share its failure; the others still suc
     // Slots 14 and 15 are adjacent, so they go as one transfer, which runs past the spare's end.
     CHECK(read_with_last_slot_missing({{true, 14}, {false, 9}, {true, 15}, {true, 1}}) ==
           std::vector<bool>{false, true, false, true});
+}
+
+// The memory O_DIRECT transfers go through: huge-page aligned and sized, so that a 1 MiB
+// transfer is one physically contiguous piece where THP is on.
+TEST_CASE("IoBuffer: huge-page aligned, madvised for THP, grows on reserve, moves") {
+    constexpr std::size_t kHuge = sys::IoBuffer::kHugePage;
+    sys::IoBuffer empty;
+    CHECK_FALSE(empty);
+    CHECK(empty.size() == 0);
+
+    sys::IoBuffer b((1u << 20) + 8192);
+    REQUIRE(b);
+    CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % kHuge == 0);
+    CHECK(b.size() == kHuge);
+    std::memset(b.data(), 0x5a, b.size());  // all of it is ours
+
+    // The mapping is exactly the buffer (the over-mapped head and tail were given back), and the
+    // kernel may back it with huge pages unless THP is off on this machine.
+    std::ifstream smaps("/proc/self/smaps");
+    std::string line;
+    bool found = false, eligible = false;
+    const auto at = reinterpret_cast<std::uintptr_t>(b.data());
+    while (std::getline(smaps, line)) {
+        std::uintptr_t lo = 0, hi = 0;
+        if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find(':') > line.find(' ')) {
+            if (found) break;  // the next mapping
+            found = lo <= at && at < hi;
+            if (found) CHECK(hi - at >= b.size());
+        } else if (found && line.rfind("THPeligible:", 0) == 0) {
+            eligible = line.find('1') != std::string::npos;
+        }
+    }
+    CHECK(found);
+    std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string mode;
+    std::getline(thp, mode);
+    if (!mode.empty() && mode.find("[never]") == std::string::npos) CHECK(eligible);
+
+    std::byte* p = b.data();
+    CHECK(b.reserve(4096) == p);  // big enough already: kept
+    CHECK(b.reserve(3 * kHuge - 1) != nullptr);
+    CHECK(b.size() == 3 * kHuge);
+    CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % kHuge == 0);
+
+    sys::IoBuffer moved(std::move(b));
+    CHECK_FALSE(b);
+    CHECK(moved.size() == 3 * kHuge);
+    b = std::move(moved);
+    CHECK(b.size() == 3 * kHuge);
+    CHECK_FALSE(moved);
+}
+
+TEST_CASE("IoBuffer: O_DIRECT reads and writes go through it") {
+    Files f(true);
+    // Where this temp filesystem refuses O_DIRECT the files are buffered: the data must still match.
+    sys::IoBuffer b(1u << 20);
+    REQUIRE(b);
+    for (std::size_t i = 0; i < (1u << 20); ++i) b.data()[i] = std::byte(i * 7);
+    REQUIRE(sys::pwrite_full(f.data.get(), b.data(), ByteCount{1u << 20}, ByteOffset{0}));
+    sys::IoBuffer r(1u << 20);
+    REQUIRE(sys::pread_full(f.data.get(), r.data(), ByteCount{1u << 20}, ByteOffset{0}));
+    CHECK(std::memcmp(b.data(), r.data(), 1u << 20) == 0);
 }

@@ -12,6 +12,7 @@
 #include "remapfs/health/history.hpp"
 #include "remapfs/health/pacer.hpp"
 #include "remapfs/health/scan_config.hpp"
+#include "remapfs/sys/io_buffer.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -119,8 +120,7 @@ private:
     Pacer pacer_;
     SecondReader second_;
     int idle_depth_ = 2;
-    std::unique_ptr<std::byte, void (*)(void*)> buf_;
-    std::size_t buf_sectors_ = 0;
+    sys::IoBuffer buf_;  // O_DIRECT reads land here
 
     mutable std::mutex mutex_;  // everything below; leaf lock (never held across I/O)
     std::condition_variable_any cv_;
