@@ -3,6 +3,7 @@
 #include "remapfs/control.hpp"
 #include "remapfs/log.hpp"
 #include "remapfs/sys/io.hpp"
+#include "remapfs/sys/thread_name.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -57,7 +58,10 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::start() {
-    thread_ = std::jthread([this](std::stop_token st) { serve(st); });
+    thread_ = std::jthread([this](std::stop_token st) {
+        sys::name_this_thread("rfs-control");
+        serve(st);
+    });
 }
 
 void ControlServer::serve(std::stop_token st) {
@@ -95,6 +99,7 @@ void ControlServer::start_verify(UniqueFd conn, const control::json& request) {
     try {
         // The previous verify has finished (verifying_ was false): joining it is immediate.
         verify_ = std::jthread([this, client, request](std::stop_token st) {
+            sys::name_this_thread("rfs-verify");
             send_reply(client->get(), control::execute(in_, request, st));
             verifying_ = false;
         });

@@ -2,6 +2,7 @@
 
 #include "remapfs/log.hpp"
 #include "remapfs/sys/io_buffer.hpp"
+#include "remapfs/sys/thread_name.hpp"
 
 #include <linux/fuse.h>
 #include <pthread.h>
@@ -70,7 +71,8 @@ int serve(fuse_session* se) {
     return 0;
 }
 
-void work(Session& s, std::atomic<bool>& done) {
+void work(Session& s, std::atomic<bool>& done, unsigned index) {
+    sys::name_this_thread("rfs-fuse" + std::to_string(index));
     if (const int err = serve(s.se)) s.fail(err);
     fuse_session_exit(s.se);
     done = true;
@@ -126,7 +128,7 @@ int run_session(fuse_session* se, unsigned threads) {
     workers.reserve(threads);
     try {
         BlockTerminationSignals blocked;
-        for (unsigned i = 0; i < threads; ++i) workers.emplace_back(work, std::ref(s), std::ref(done[i]));
+        for (unsigned i = 0; i < threads; ++i) workers.emplace_back(work, std::ref(s), std::ref(done[i]), i);
     } catch (const std::system_error& e) {
         log::error("cannot start FUSE worker thread {}: {}", workers.size() + 1, e.what());
         s.fail(-EAGAIN);

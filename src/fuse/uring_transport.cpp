@@ -4,6 +4,7 @@
 #include "remapfs/result.hpp"
 #include "remapfs/sys/io_buffer.hpp"
 #include "remapfs/unique_fd.hpp"
+#include "remapfs/sys/thread_name.hpp"
 
 #include <liburing.h>
 #include <linux/fuse.h>
@@ -325,6 +326,7 @@ void UringTransport::Impl::start_workers() {
 }
 
 void UringTransport::Impl::worker_main(unsigned qid, std::size_t index) {
+    sys::name_this_thread("rfs-ring" + std::to_string(qid) + "/" + std::to_string(index % workers_per_cpu));
     // Not pinned to the queue's CPU (libfuse pins): a job issuing from one CPU then had all
     // its requests served there, 4k QD16 through a direct-io loop 0.68x (bench/README.md).
     try {

@@ -2,6 +2,7 @@
 
 #include "remapfs/db/sqlite.hpp"
 #include "remapfs/log.hpp"
+#include "remapfs/sys/thread_name.hpp"
 
 #include <fmt/format.h>
 
@@ -233,7 +234,10 @@ void HistoryWriter::run(std::stop_token st) {
 
 void HistoryWriter::start() {
     threaded_.store(true, std::memory_order_relaxed);
-    thread_ = std::jthread([this](std::stop_token st) { run(st); });
+    thread_ = std::jthread([this](std::stop_token st) {
+        sys::name_this_thread("rfs-history");
+        run(st);
+    });
 }
 
 }  // namespace remapfs::health

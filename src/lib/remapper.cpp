@@ -1,6 +1,7 @@
 #include "remapfs/remap/remapper.hpp"
 
 #include "remapfs/log.hpp"
+#include "remapfs/sys/thread_name.hpp"
 
 #include <optional>
 
@@ -279,7 +280,10 @@ void Remapper::worker(std::stop_token st) {
 }
 
 void Remapper::start_worker() {
-    worker_ = std::jthread([this](std::stop_token st) { worker(st); });
+    worker_ = std::jthread([this](std::stop_token st) {
+        sys::name_this_thread("rfs-remapper");
+        worker(st);
+    });
 }
 
 SpareUsage Remapper::usage() const {

@@ -1,6 +1,7 @@
 #include "remapfs/health/scanner.hpp"
 
 #include "remapfs/log.hpp"
+#include "remapfs/sys/thread_name.hpp"
 
 #include <fmt/format.h>
 
@@ -15,6 +16,7 @@ using nlohmann::json;
 
 SecondReader::SecondReader()
     : thread_([this](std::stop_token st) {
+          sys::name_this_thread("rfs-scanner2");
           for (;;) {
               std::function<void()> job;
               {
@@ -419,7 +421,10 @@ void Scanner::run(std::stop_token st) {
 }
 
 void Scanner::start() {
-    thread_ = std::jthread([this](std::stop_token st) { run(st); });
+    thread_ = std::jthread([this](std::stop_token st) {
+        sys::name_this_thread("rfs-scanner");
+        run(st);
+    });
 }
 
 }  // namespace remapfs::health

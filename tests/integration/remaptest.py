@@ -165,6 +165,18 @@ def pid_alive(pid):
     return True
 
 
+def thread_names(pid):
+    """The names of a process's threads (/proc/PID/task/*/comm), as a set."""
+    names = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                names.add(f.read().strip())
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return names
+
+
 def wait_pid_exit(pid, timeout, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -3,7 +3,8 @@
 
 With /sys/module/fuse/parameters/enable_uring set (the test sets it and puts the old value back):
 1. The daemon registers its ring workers and the kernel sends requests through them: the log
-   names the queues at start and counts the requests served by the ring at the end.
+   names the queues at start and counts the requests served by the ring at the end; each
+   worker thread is named for its queue (rfs-ringQ/N).
 2. Everything a user does works through the ring: O_DIRECT 1 MiB and 4k writes and reads on
    disk.img, a direct-io and a buffered loop device, stat/statfs/readdir, fsync, a punched hole,
    and errors reach the caller (a write past the end is EFBIG; an unreadable sector is EIO).
@@ -86,6 +87,9 @@ def body(ctx):
     d = ctx.mount_fg(backing, mnt, f"db={db},noscan,allow_inject,threads=4,io_uring_workers=3")
     check(re.search(r"io_uring: \d+ queue\(s\) x 3 worker\(s\)", d.log_text()) is not None,
           "the log names the ring's queues and workers")
+    names = rt.thread_names(d.proc.pid)
+    missing = {"rfs-ring0/0", "rfs-ring0/2"} - names
+    check(not missing, f"ring workers are named for their queue (missing {sorted(missing)} in {sorted(names)})")
     for off in range(0, 8 * MiB, MiB):
         pwrite_direct(d.image, off, src[off:off + MiB])
     dio = ctx.losetup(d.image, "on")

@@ -4,6 +4,7 @@
 1. Write data arrives page-aligned: 1 MiB O_DIRECT writes to disk.img, through a direct-io loop
    device and through a buffered one (kernel writeback) reach the O_DIRECT backing without a
    copy through the bounce buffer (status.daemon.bounced_bytes stays 0), and read back intact.
+   Every thread the daemon starts carries a name (rfs-fuseN, rfs-control, ...).
 2. Stopping: SIGTERM on an idle daemon, and SIGINT while a direct-io loop device on the image
    is writing, each end the daemon within seconds with status 0 and the mount gone (workers
    blocked in read(2) are woken); data synced before the stop is intact after a remount.
@@ -58,6 +59,9 @@ def body(ctx):
     st = daemon_status(mnt)
     check_eq(st.get("backing_direct_io"), True, "status.daemon.backing_direct_io")
     check_eq(st.get("bounced_bytes"), 0, "status.daemon.bounced_bytes right after mounting")
+    names = rt.thread_names(d.proc.pid)
+    missing = {"rfs-fuse0", "rfs-fuse3", "rfs-control", "rfs-history", "rfs-remapper"} - names
+    check(not missing, f"the daemon's threads are named (missing {sorted(missing)} in {sorted(names)})")
     dd_write(src, d.image, 0, 8, direct=True)
     dio = ctx.losetup(d.image, "on")
     check_eq(dio.sysfs("dio"), "1", "direct-io loop is in direct mode")
