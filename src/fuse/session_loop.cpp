@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -24,24 +25,29 @@ namespace {
 
 // A write's data follows the request header and the write's own arguments.
 constexpr std::size_t kWriteDataOffset = sizeof(fuse_in_header) + sizeof(fuse_write_in);
+static_assert(sizeof(fuse_in_header) + sizeof(fuse_read_in) <= kWriteDataOffset);
 // Sent to each worker still blocked in read(2) once the session has ended.
 constexpr int kWakeSignal = SIGUSR1;
 
-// One worker's receive buffer, placed so that a write's data starts on a page (and, being an
-// IoBuffer, in huge pages: it goes to an O_DIRECT backing from here). libfuse reads with its
-// own buffer size, which before INIT is 256 pages plus one (3.14) and after INIT kMaxWrite plus
-// one page; the kernel never writes more than the request it delivers.
+// One worker's receive buffer: a write's data lands at data(), on a huge page (an IoBuffer: it
+// goes to an O_DIRECT backing from there), and the headers before it in the page of ordinary
+// memory in front. Requests without data (READ's header and arguments end exactly at data())
+// touch only that page; the huge page becomes resident once the worker moves data: a write
+// arrives there, a read is answered from there (session_reply_buffer). libfuse
+// reads with its own buffer size, which before INIT is 256 pages plus one (3.14) and after INIT
+// kMaxWrite plus one page; the kernel never writes more than the request it delivers.
 class ReceiveBuffer {
 public:
     ReceiveBuffer()
-        : page_(static_cast<std::size_t>(::sysconf(_SC_PAGESIZE))),
-          memory_(std::max(256 * page_, kMaxWrite) + 2 * page_) {}
+        : memory_(std::max(256 * page(), kMaxWrite) + page(), page()) {}
 
     explicit operator bool() const { return static_cast<bool>(memory_); }
-    char* receive_area() const { return reinterpret_cast<char*>(memory_.data()) + page_ - kWriteDataOffset; }
+    char* receive_area() const { return reinterpret_cast<char*>(memory_.data()) - kWriteDataOffset; }
+    std::span<std::byte> data_area() const { return {memory_.data(), memory_.size()}; }
 
 private:
-    std::size_t page_;
+    static std::size_t page() { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+
     sys::IoBuffer memory_;
 };
 
@@ -56,10 +62,16 @@ struct Session {
     }
 };
 
+thread_local std::span<std::byte> t_data_area;  // this worker's, while it serves
+
 // Serves requests until the session ends; returns the error that ended it, or 0.
 int serve(fuse_session* se) {
     ReceiveBuffer buffer;
     if (!buffer) return -ENOMEM;
+    t_data_area = buffer.data_area();
+    struct Unset {
+        ~Unset() { t_data_area = {}; }
+    } unset;
     fuse_buf fbuf{};
     fbuf.mem = buffer.receive_area();
     while (!fuse_session_exited(se)) {
@@ -117,6 +129,10 @@ private:
 };
 
 }  // namespace
+
+std::byte* session_reply_buffer(std::size_t len) {
+    return len <= t_data_area.size() ? t_data_area.data() : nullptr;
+}
 
 int run_session(fuse_session* se, unsigned threads) {
     WakeHandler wake;

@@ -9,6 +9,7 @@
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -202,6 +203,51 @@ TEST_CASE("IoBuffer: huge-page aligned, madvised for THP, grows on reserve, move
     b = std::move(moved);
     CHECK(b.size() == 3 * kHuge);
     CHECK_FALSE(moved);
+}
+
+// Small buffers stay in ordinary pages, and headroom before a huge buffer is ordinary memory
+// that a small request can use without making the huge page behind it resident.
+TEST_CASE("IoBuffer: small buffers in pages, headroom outside the huge pages") {
+    constexpr std::size_t kHuge = sys::IoBuffer::kHugePage;
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+
+    sys::IoBuffer small(4096);
+    REQUIRE(small);
+    CHECK(small.size() == 4096);
+    CHECK(reinterpret_cast<std::uintptr_t>(small.data()) % page == 0);
+    CHECK(small.reserve(sys::IoBuffer::kHugeFrom - 1) != nullptr);
+    CHECK(small.size() == sys::IoBuffer::kHugeFrom);  // whole pages, not a huge page
+    CHECK(small.reserve(sys::IoBuffer::kHugeFrom) != nullptr);
+    CHECK(small.size() == sys::IoBuffer::kHugeFrom);  // already big enough
+    CHECK(small.reserve(sys::IoBuffer::kHugeFrom + 1) != nullptr);
+    CHECK(small.size() == kHuge);
+    CHECK(reinterpret_cast<std::uintptr_t>(small.data()) % kHuge == 0);
+
+    sys::IoBuffer b(1u << 20, 100);
+    REQUIRE(b);
+    CHECK(b.headroom() == page);
+    CHECK(reinterpret_cast<std::uintptr_t>(b.data()) % kHuge == 0);
+    // Touching only the headroom makes no huge page resident.
+    std::memset(b.data() - b.headroom(), 0x11, b.headroom());
+    auto resident = [](const void* at) {
+        unsigned char vec = 0;
+        return ::mincore(const_cast<void*>(at), 1, &vec) == 0 && (vec & 1);
+    };
+    CHECK_FALSE(resident(b.data()));
+    b.data()[0] = std::byte{1};
+    CHECK(resident(b.data()));
+    std::memset(b.data(), 0x22, b.size());
+
+    sys::IoBuffer moved(std::move(b));
+    CHECK(moved.headroom() == page);
+    CHECK(b.headroom() == 0);
+    CHECK(static_cast<unsigned char>(moved.data()[-1]) == 0x11);
+
+    sys::IoBuffer small_head(512, 80);
+    REQUIRE(small_head);
+    CHECK(small_head.headroom() == page);
+    CHECK(small_head.size() == page);
+    std::memset(small_head.data() - small_head.headroom(), 0x33, small_head.headroom() + small_head.size());
 }
 
 TEST_CASE("IoBuffer: O_DIRECT reads and writes go through it") {
