@@ -1,5 +1,6 @@
 #include "fuse/session_loop.hpp"
 
+#include "fuse/worker_buffer.hpp"
 #include "remapfs/log.hpp"
 #include "remapfs/sys/io_buffer.hpp"
 #include "remapfs/sys/thread_name.hpp"
@@ -33,7 +34,7 @@ constexpr int kWakeSignal = SIGUSR1;
 // goes to an O_DIRECT backing from there), and the headers before it in the page of ordinary
 // memory in front. Requests without data (READ's header and arguments end exactly at data())
 // touch only that page; the huge page becomes resident once the worker moves data: a write
-// arrives there, a read is answered from there (session_reply_buffer). libfuse
+// arrives there, a read is answered from there (worker_buffer.hpp). libfuse
 // reads with its own buffer size, which before INIT is 256 pages plus one (3.14) and after INIT
 // kMaxWrite plus one page; the kernel never writes more than the request it delivers.
 class ReceiveBuffer {
@@ -62,16 +63,11 @@ struct Session {
     }
 };
 
-thread_local std::span<std::byte> t_data_area;  // this worker's, while it serves
-
 // Serves requests until the session ends; returns the error that ended it, or 0.
 int serve(fuse_session* se) {
     ReceiveBuffer buffer;
     if (!buffer) return -ENOMEM;
-    t_data_area = buffer.data_area();
-    struct Unset {
-        ~Unset() { t_data_area = {}; }
-    } unset;
+    WorkerBufferScope data(buffer.data_area());
     fuse_buf fbuf{};
     fbuf.mem = buffer.receive_area();
     while (!fuse_session_exited(se)) {
@@ -129,10 +125,6 @@ private:
 };
 
 }  // namespace
-
-std::byte* session_reply_buffer(std::size_t len) {
-    return len <= t_data_area.size() ? t_data_area.data() : nullptr;
-}
 
 int run_session(fuse_session* se, unsigned threads) {
     WakeHandler wake;

@@ -15,12 +15,6 @@ namespace remapfs::fuse_op {
 // whatever libfuse's own default is.
 inline constexpr std::size_t kMaxWrite = std::size_t{1} << 20;
 
-// Inside an op running on a run_session worker: the data area of the buffer its request was
-// received into, at least `len` bytes and suited to O_DIRECT. Free while a request that carries
-// no data runs, so a read goes straight into it and is replied from there: one buffer per
-// worker for both directions. Null elsewhere or when `len` does not fit.
-std::byte* session_reply_buffer(std::size_t len);
-
 // Runs the session on `threads` workers until it exits (unmount, signal, fatal read error).
 // Returns 0, or the negative errno of the read that ended it.
 int run_session(fuse_session* se, unsigned threads);

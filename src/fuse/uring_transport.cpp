@@ -1,5 +1,6 @@
 #include "fuse/uring_transport.hpp"
 
+#include "fuse/worker_buffer.hpp"
 #include "remapfs/log.hpp"
 #include "remapfs/result.hpp"
 #include "remapfs/sys/io_buffer.hpp"
@@ -126,6 +127,8 @@ public:
 
     // Serves until stopped or the connection goes; returns 0 or the negative errno that ended it.
     int run() {
+        // A read goes into the payload area the reply is sent from: fuse_reply_buf then costs no copy.
+        WorkerBufferScope data({payload_, cap_});
         prepare(abi::kCmdRegister);
         io_uring_sqe* poll = io_uring_get_sqe(&ring_);
         if (!poll) std::abort();
@@ -164,7 +167,6 @@ public:
     }
 
     bool owns(std::uint64_t unique) const { return unique == unique_ && !replied_; }
-    std::byte* reply_buffer(std::size_t len) const { return len <= cap_ ? payload_ : nullptr; }
 
     // libfuse's reply to our request: into the ring buffers instead of /dev/fuse.
     ssize_t take_reply(const iovec* iov, int count) {
@@ -176,7 +178,7 @@ public:
                 reply_error(EIO);
                 return static_cast<ssize_t>(sizeof(fuse_out_header));  // answered, with EIO
             }
-            // A read built its reply in place (ring_reply_buffer); other ops reply from their own buffers.
+            // A read built its reply in place (worker_buffer); other ops reply from their own buffers.
             if (iov[i].iov_base != payload_ + len) std::memmove(payload_ + len, iov[i].iov_base, iov[i].iov_len);
             len += iov[i].iov_len;
         }
@@ -366,11 +368,6 @@ UringTransport::~UringTransport() {
     for (auto& w : workers) w.join();
     if (impl_->served) log::info("io_uring: served {} requests", impl_->served.load());
     g_transport = nullptr;
-}
-
-std::byte* ring_reply_buffer(std::size_t len) {
-    const RingWorker* w = t_worker;
-    return w ? w->reply_buffer(len) : nullptr;
 }
 
 std::uint64_t UringTransport::requests_served() const { return impl_->served.load(std::memory_order_relaxed); }

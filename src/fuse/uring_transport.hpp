@@ -35,9 +35,4 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-// Inside an op running on a ring worker: the buffer the reply's data will be sent from, at least
-// `len` bytes and suited to O_DIRECT (a read goes straight into it, and passing it to
-// fuse_reply_buf then costs no copy). Null elsewhere or when `len` does not fit.
-std::byte* ring_reply_buffer(std::size_t len);
-
 }  // namespace remapfs::fuse_op
