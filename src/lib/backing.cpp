@@ -57,7 +57,13 @@ Result<void> Backing::pwrite(std::span<const std::byte> buf, ByteOffset off) {
     return run.result;
 }
 
-void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
+Result<void> Backing::pwrite_durable(std::span<const std::byte> buf, ByteOffset off) {
+    IoRun run{const_cast<std::byte*>(buf.data()), ByteCount{buf.size()}, off, ok()};
+    transfer_runs({&run, 1}, true, true);
+    return run.result;
+}
+
+void Backing::transfer_runs(std::span<IoRun> runs, bool write, bool dsync) {
     // Runs that follow each other in the same file become one transfer, whatever their places in
     // the request: slots are handed out in order, so the remapped sectors of one request (and a
     // cluster of adjacent bad sectors) usually sit side by side in the spare and cost one device
@@ -130,6 +136,7 @@ void Backing::transfer_runs(std::span<IoRun> runs, bool write) {
     for (const Group& g : groups) {
         const std::size_t head = order[g.first];
         sys::Transfer t{fds[head], write, g.data, ByteCount{g.len}, ByteOffset{file_off[head]}, ok()};
+        t.dsync = dsync;
         if (g.bounce) {
             t.buf = scratch + at;
             if (write)
@@ -165,6 +172,7 @@ void Backing::pread_runs(std::span<IoRun> runs) { transfer_runs(runs, false); }
 void Backing::pwrite_runs(std::span<IoRun> runs) { transfer_runs(runs, true); }
 
 Result<void> Backing::flush() {
+    flushes_.fetch_add(1, std::memory_order_relaxed);
     REMAPFS_TRY(sys::fdatasync(data_.fd));
     if (spare_.fd != data_.fd) REMAPFS_TRY(sys::fdatasync(spare_.fd));
     return ok();

@@ -180,6 +180,12 @@ Result<void> FaultInjector::pwrite(std::span<const std::byte> buf, ByteOffset of
     return next_->pwrite(buf, off);
 }
 
+Result<void> FaultInjector::pwrite_durable(std::span<const std::byte> buf, ByteOffset off) {
+    REMAPFS_TRY(check(FaultRule::Op::write, off, ByteCount{buf.size()}));
+    if (hdd_on_.load(std::memory_order_relaxed)) serve_like_hdd(off, buf.size());
+    return next_->pwrite_durable(buf, off);
+}
+
 Result<void> FaultInjector::discard(ByteOffset off, ByteCount len) {
     REMAPFS_TRY(check(FaultRule::Op::write, off, len));
     return next_->discard(off, len);

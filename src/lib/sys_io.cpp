@@ -68,7 +68,9 @@ Result<void> transfer_sync(const Transfer& t, std::uint64_t skip = 0) {
             auto* p = static_cast<char*>(s.iov_base) + from;
             const ByteCount len{s.iov_len - from};
             const ByteOffset off{t.off.v + at + from};
-            REMAPFS_TRY(t.write ? pwrite_full(t.fd, p, len, off) : pread_full(t.fd, p, len, off));
+            REMAPFS_TRY(!t.write ? pread_full(t.fd, p, len, off)
+                        : t.dsync ? pwrite_dsync(t.fd, p, len, off)
+                                  : pwrite_full(t.fd, p, len, off));
         }
         at = end;
     }
@@ -90,6 +92,7 @@ void run_batch(aio_context_t ctx, std::span<Transfer> ts) {
         cb.aio_buf = reinterpret_cast<std::uint64_t>(vectored ? static_cast<const void*>(ts[i].segments.data()) : ts[i].buf);
         cb.aio_nbytes = vectored ? ts[i].segments.size() : ts[i].len.v;
         cb.aio_offset = static_cast<std::int64_t>(ts[i].off.v);
+        if (ts[i].write && ts[i].dsync) cb.aio_rw_flags = RWF_DSYNC;
         ptrs[i] = &cb;
     }
     std::size_t submitted = 0;
@@ -148,6 +151,16 @@ Result<void> pwrite_full(int fd, const void* buf, ByteCount len, ByteOffset off)
     const auto* p = static_cast<const char*>(buf);
     return transfer_full([&](std::uint64_t at, std::uint64_t n, off_t o) { return ::pwrite(fd, p + at, n, o); }, len,
                          off);
+}
+
+Result<void> pwrite_dsync(int fd, const void* buf, ByteCount len, ByteOffset off) {
+    const auto* p = static_cast<const char*>(buf);
+    return transfer_full(
+        [&](std::uint64_t at, std::uint64_t n, off_t o) {
+            iovec v{const_cast<char*>(p + at), n};
+            return ::pwritev2(fd, &v, 1, o, RWF_DSYNC);
+        },
+        len, off);
 }
 
 Result<void> send_full(int sock, std::span<const char> data) {

@@ -32,6 +32,7 @@ public:
     ByteCount size() const override { return size_; }
     Result<void> pread(std::span<std::byte> buf, ByteOffset off) override;
     Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) override;
+    Result<void> pwrite_durable(std::span<const std::byte> buf, ByteOffset off) override;
     // All runs in flight at once (a 1 MiB request with two remapped sectors in it costs about
     // one transfer's latency, not five), runs that follow each other in a file merged into one.
     void pread_runs(std::span<IoRun> runs) override;
@@ -43,16 +44,19 @@ public:
     // O_DIRECT. FUSE write data arrives page-aligned (fuse/session_loop.hpp) and reads land in
     // aligned buffers, so on the data path this stays at zero; remapctl status shows it.
     std::uint64_t bounced_bytes() const { return bounced_bytes_.load(std::memory_order_relaxed); }
+    // flush() calls so far: what an O_DSYNC writer or fsync of the image costs, for status.
+    std::uint64_t flushes() const { return flushes_.load(std::memory_order_relaxed); }
 
 private:
     const Extent& extent_for(ByteOffset off, ByteCount len) const;
-    void transfer_runs(std::span<IoRun> runs, bool write);
+    void transfer_runs(std::span<IoRun> runs, bool write, bool dsync = false);
 
     Extent data_;
     Extent spare_;
     ByteCount size_;
     bool direct_;
     std::atomic<std::uint64_t> bounced_bytes_{0};  // written only when a copy is made anyway
+    std::atomic<std::uint64_t> flushes_{0};
 };
 
 }  // namespace remapfs::block

@@ -61,6 +61,7 @@ public:
 
     Result<void> pread(std::span<std::byte> buf, ByteOffset off) override;
     Result<void> pwrite(std::span<const std::byte> buf, ByteOffset off) override;
+    Result<void> pwrite_durable(std::span<const std::byte> buf, ByteOffset off) override;
     Result<void> discard(ByteOffset off, ByteCount len) override;
 
     void set_hdd_model(std::optional<HddModel> m);

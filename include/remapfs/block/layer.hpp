@@ -41,6 +41,13 @@ public:
     virtual void pwrite_runs(std::span<IoRun> runs) {
         for (IoRun& r : runs) r.result = pwrite({r.data, r.len.v}, r.off);
     }
+    // Writes and makes this write durable before returning (RWF_DSYNC at the bottom), so a
+    // failure names this write, not a later flush: the remap path's slot, header and label
+    // writes. By default a write, then a flush.
+    virtual Result<void> pwrite_durable(std::span<const std::byte> buf, ByteOffset off) {
+        REMAPFS_TRY(pwrite(buf, off));
+        return flush();
+    }
     // Makes every acknowledged write durable.
     virtual Result<void> flush() { return next_->flush(); }
     // Afterwards the range reads as zeros.

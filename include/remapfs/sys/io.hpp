@@ -15,6 +15,8 @@ namespace remapfs::sys {
 // Reads exactly len bytes; reading past EOF is EIO (the backing never shrinks under us).
 Result<void> pread_full(int fd, void* buf, ByteCount len, ByteOffset off);
 Result<void> pwrite_full(int fd, const void* buf, ByteCount len, ByteOffset off);
+// The same, each piece with RWF_DSYNC: durable when it returns, and an error is this write's.
+Result<void> pwrite_dsync(int fd, const void* buf, ByteCount len, ByteOffset off);
 Result<void> fdatasync(int fd);
 // Sends all of `data` on a connected socket; a peer that has gone is EPIPE, not SIGPIPE.
 Result<void> send_full(int sock, std::span<const char> data);
@@ -30,6 +32,7 @@ struct Transfer {
     ByteOffset off;
     Result<void> result = ok();
     std::span<const iovec> segments = {};
+    bool dsync = false;  // writes: RWF_DSYNC
 };
 // Runs every transfer with all of them in flight at once (Linux native AIO, which is truly
 // asynchronous for O_DIRECT fds) and waits for all; each gets its own result. Falls back to one
