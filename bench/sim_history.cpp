@@ -65,8 +65,16 @@ int run(int argc, char** argv) {
     FakeClock clock(1'700'000'000LL * 1'000'000);
     const std::int64_t t0 = clock.now_s();
     auto store = db::Store::open(db_path, true, false);
-    db::DeviceIdentity id{"sim", "null", g.physical_bytes().v, 4096, g.image_sectors.v, std::nullopt,
-                          g.image_bytes().v, g.spare_slots.v, t0};
+    db::DeviceIdentity id;
+    id.uuid = "sim";
+    id.backing_path = "null";
+    id.backing_bytes = g.physical_bytes().v;
+    id.sector_size = 4096;
+    id.image_sectors = g.image_sectors.v;
+    id.spare_offset = g.image_bytes().v;
+    id.spare_slots = g.spare_slots.v;
+    id.created = t0;
+    id.layout = g.layout;
     store.bind(id);
     health::ScanConfig cfg;
     cfg.sectors_per_scan = 4096;  // 16 MiB reads when idle (the knob's maximum)
@@ -93,7 +101,8 @@ int run(int argc, char** argv) {
     }
     remap::Policy policy;
     policy.retry_delay_us = 1000;
-    remap::Remapper remapper(store, tables, *faults, g, store.allocator(), policy, clock);
+    remap::SpareMeta meta(*faults, g, Label{"sim", 4096, g.image_sectors.v, g.spare_slots.v, g.layout}, 0);
+    remap::Remapper remapper(store, tables, *faults, g, store.allocator(), policy, clock, meta, 0);
     block::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
     health::Activity activity(clock);
     health::HistoryWriter history(db_path, clock);

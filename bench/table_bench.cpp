@@ -312,7 +312,7 @@ bool mount_to_ready(const Args& a) {
     o.spare_path = dir.file("spare.img");
     o.db_path = dir.file("remapfs.db");
     make_sparse(o.backing_path, n * kSpread * kSector);
-    make_sparse(*o.spare_path, kLabelBytes.v + (n + 1024) * kSector);
+    make_sparse(*o.spare_path, Geometry{SectorSize(kSector), SectorCount{1}, SectorCount{n + 1024}}.spare_region_bytes().v);
 
     fmt::print("## Mount to ready with {} remaps in the database\n\n", n);
     fmt::print("Sparse backing of {} GiB and a separate sparse spare of {:.1f} GiB in {}.\n\n",

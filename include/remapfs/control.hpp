@@ -25,7 +25,8 @@ using json = nlohmann::json;
 json execute(Instance& in, const json& request, std::stop_token stop = {}) noexcept;
 
 // The device part of `status`.
-json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u);
+json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u,
+                 std::uint64_t generation);
 // The same, from the database alone (no daemon, backing not opened).
 remap::SpareUsage usage_from_store(db::Store& s);
 

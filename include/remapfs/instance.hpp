@@ -9,12 +9,16 @@
 #include "remapfs/block/layer.hpp"
 #include "remapfs/clock.hpp"
 #include "remapfs/db/store.hpp"
+#include "remapfs/device_layout.hpp"
 #include "remapfs/geometry.hpp"
 #include "remapfs/health/history.hpp"
 #include "remapfs/health/pacer.hpp"
 #include "remapfs/health/scanner.hpp"
+#include "remapfs/parse.hpp"
 #include "remapfs/remap/remapper.hpp"
+#include "remapfs/remap/spare_meta.hpp"
 #include "remapfs/remap/table.hpp"
+#include "remapfs/sys/storage.hpp"
 #include "remapfs/unique_fd.hpp"
 
 #include <memory>
@@ -23,15 +27,7 @@
 
 namespace remapfs {
 
-struct SpareSize {
-    std::uint64_t bytes = 0;     // when percent == 0
-    double percent = 0;          // of the backing
-};
-// "64M", "1G", "1048576", "2%". Throws std::invalid_argument with a one-line message.
-SpareSize parse_spare_size(const std::string& s);
-std::uint64_t parse_size(const std::string& s);  // bytes with optional K/M/G/T (binary)
-
-enum class BackingIo { automatic, direct, buffered };
+using sys::BackingIo;
 
 struct InstanceOptions {
     std::string backing_path;
@@ -42,6 +38,11 @@ struct InstanceOptions {
     bool read_only = false;
     bool create_db = true;  // false: the database must exist (remapctl)
     BackingIo backing_io = BackingIo::automatic;
+    // First use only: take the spare area even where it holds data (-o force).
+    bool force = false;
+    // A separate spare's backing may have another identity than recorded: it was copied or
+    // moved on purpose (-o rebind). The new identity is recorded.
+    bool rebind = false;
     remap::Policy policy;
     // Tests and simulation only: put a FaultInjector under the remap layer (-o allow_inject).
     bool allow_inject = false;
@@ -73,6 +74,7 @@ public:
     block::BlockLayer& physical() { return *physical_; }   // below it
     block::FaultInjector* injector() { return injector_; } // null unless allow_inject
     const block::Backing& backing() const { return *backing_; }  // the bottom of the stack
+    remap::SpareMeta& spare_meta() { return *meta_; }
     remap::Remapper& remapper() { return *remapper_; }
     remap::TableHolder& tables() { return tables_; }
     db::Store& store() { return *store_; }
@@ -99,6 +101,7 @@ private:
     block::BlockLayer* physical_ = nullptr;
     block::Backing* backing_ = nullptr;
     block::FaultInjector* injector_ = nullptr;
+    std::unique_ptr<remap::SpareMeta> meta_;
     std::unique_ptr<remap::Remapper> remapper_;
     Clock* clock_ = nullptr;
     std::unique_ptr<health::Activity> activity_;

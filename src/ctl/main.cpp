@@ -4,6 +4,7 @@
 //
 // Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found unreadable sectors.
 
+#include "ctl/commands.hpp"
 #include "remapfs/control.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/instance.hpp"
@@ -39,11 +40,7 @@ using remapfs::control::json;
 
 namespace {
 
-constexpr int kOk = 0, kFailed = 1, kUsage = 2, kUnreadable = 3;
-
-struct UsageError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using namespace remapctl;
 
 const char* kCommands =
     "commands:\n"
@@ -55,6 +52,8 @@ const char* kCommands =
     "  pending                sectors that could not be read and wait for a rewrite\n"
     "  inject add|list|clear  fault injection on a live mount with -o allow_inject (tests)\n"
     "  scan [status|start|stop|pause|resume|set K=V...|report]   the background scanner\n"
+    "  recover [--spare P] [--spare-size S] [--sector-size N]   rebuild a lost or stale database's\n"
+    "                         remap table from the device's own record (no daemon running)\n"
     "Run 'remapctl COMMAND --help' for a command's options. LBAs count sectors of the\n"
     "instance's sector_size.\n";
 
@@ -146,6 +145,7 @@ int cmd_status(const std::string& db, bool as_json) {
     auto s = open_store(db);
     auto id = read_identity(s);
     remapfs::remap::SpareUsage u = remapfs::control::usage_from_store(s);
+    std::uint64_t generation = id.generation;
     json daemon = {{"running", false}};
     if (auto r = live_call(id, {{"cmd", "status"}}); r && r->value("ok", false)) {
         daemon = (*r)["daemon"];
@@ -154,8 +154,10 @@ int cmd_status(const std::string& db, bool as_json) {
         u.used = (*r)["spare_slots_used"].get<std::uint64_t>();
         u.retired = (*r)["spare_slots_retired"].get<std::uint64_t>();
         u.pending = (*r)["pending"].get<std::uint64_t>();
+        u.failing = r->value("state", std::string()) == "spare-failing";
+        generation = r->value("generation", generation);
     }
-    json st = remapfs::control::status_json(id, db, u);
+    json st = remapfs::control::status_json(id, db, u, generation);
     st["daemon"] = daemon;
     // The newest mount_log row without a stop time is the running daemon's, not a crash.
     const remapfs::db::MountSummary mounts = s.mount_summary();
@@ -505,7 +507,7 @@ int run(int argc, char** argv) {
     po::options_description all;
     all.add(global).add(hidden);
 
-    // `inject add` has options of its own: everything after the word `inject` is its.
+    // `inject add` and `recover` have options of their own: everything after the word is theirs.
     std::vector<std::string> words(argv + 1, argv + argc);
     std::vector<std::string> inject_args;
     for (std::size_t i = 0; i < words.size(); ++i) {
@@ -514,7 +516,7 @@ int run(int argc, char** argv) {
             ++i;
             continue;
         }
-        if (w == "inject") {
+        if (w == "inject" || w == "recover") {
             inject_args.assign(words.begin() + static_cast<std::ptrdiff_t>(i) + 1, words.end());
             words.resize(i + 1);
             break;
@@ -552,7 +554,8 @@ int run(int argc, char** argv) {
     }
     const std::string cmd = vm["command"].as<std::string>();
     const auto args = vm.count("args") ? vm["args"].as<std::vector<std::string>>() : std::vector<std::string>{};
-    const std::set<std::string> known = {"status", "list", "verify", "remap", "unremap", "pending", "inject", "scan"};
+    const std::set<std::string> known = {"status", "list", "verify", "remap", "unremap", "pending", "inject", "scan",
+                                         "recover"};
     if (!known.count(cmd)) throw UsageError(fmt::format("unknown command '{}' (try --help)", cmd));
     if (help) {
         static const std::map<std::string, std::string> text = {
@@ -573,6 +576,13 @@ int run(int argc, char** argv) {
                      "                                               paused=on|off\n"
                      "remapctl [TARGET] scan report [--json]          device score, worst regions, recent events\n"
                      "  Settings are kept in the database; with no daemon they are changed there.\n"},
+            {"recover", "remapctl [--db PATH] [--backing PATH] recover [--spare PATH] [--spare-size SIZE]\n"
+                        "                         [--sector-size 512|4096] [--backing-io auto|direct|buffered] [--json]\n"
+                        "  Rebuilds the remap table of a lost or stale database (one the daemon refused as older\n"
+                        "  than the device) from the device's labels and slot headers. An existing database keeps\n"
+                        "  its history and settings; a missing one is created (give --backing, and --spare,\n"
+                        "  --spare-size and --sector-size as the device was first mounted). Refused while a\n"
+                        "  daemon serves the device.\n"},
             {"inject", "remapctl [TARGET] inject add --sectors N|A-B [--target image|spare] [--op read|write|both]\n"
                        "                           [--errno EIO|...|none] [--latency-ms MS] [--probability P]\n"
                        "                           [--after-ops N] [--at UNIXTIME]\n"
@@ -583,6 +593,15 @@ int run(int argc, char** argv) {
         return kOk;
     }
 
+    if (cmd == "recover") {
+        if (vm.count("mount")) throw UsageError("recover works on a device no daemon serves: give --db and/or --backing");
+        if (!vm.count("db") && !vm.count("backing")) throw UsageError("recover needs --db PATH, --backing PATH or both");
+        const std::optional<std::string> backing =
+            vm.count("backing") ? std::optional<std::string>(vm["backing"].as<std::string>()) : std::nullopt;
+        // The default database of a backing is beside it, whether or not it still exists.
+        const std::string db = vm.count("db") ? vm["db"].as<std::string>() : remapfs::default_db_path(*backing);
+        return cmd_recover(db, backing, inject_args, as_json);
+    }
     int targets = static_cast<int>(vm.count("db") + vm.count("backing") + vm.count("mount"));
     if (targets == 0) throw UsageError("say which instance: --db PATH, --backing PATH or --mount DIR");
     if (targets > 1) throw UsageError("give only one of --db, --backing and --mount");

@@ -21,6 +21,15 @@
 
 namespace remapfs::daemon {
 
+namespace {
+
+void send_reply(int conn, const control::json& reply) {
+    // A client that went away, or stopped reading (SO_SNDTIMEO), loses its reply; nothing else.
+    (void)sys::send_full(conn, reply.dump() + "\n");
+}
+
+}  // namespace
+
 ControlServer::ControlServer(Instance& in, DaemonInfo info) : in_(in), info_(std::move(info)) {
     path_ = control_socket_path(in.identity().uuid);
     ::mkdir(control_socket_dir().c_str(), 0700);
@@ -48,6 +57,8 @@ ControlServer::~ControlServer() {
         (void)!::write(wake_fd_.get(), &one, sizeof one);
         thread_.join();
     }
+    for (auto& w : workers_) w.request_stop();
+    workers_.clear();  // joins: each finishes the request it has
     // Only now: the serving thread can no longer start one. A verify in progress gets
     // ECANCELED after its current 1 MiB chunk.
     if (verify_.joinable()) {
@@ -58,10 +69,31 @@ ControlServer::~ControlServer() {
 }
 
 void ControlServer::start() {
+    for (unsigned i = 0; i < kWorkers; ++i)
+        workers_.emplace_back([this, i](std::stop_token st) {
+            sys::name_this_thread(fmt::format("rfs-control{}", i + 1).c_str());
+            work(st);
+        });
     thread_ = std::jthread([this](std::stop_token st) {
         sys::name_this_thread("rfs-control");
         serve(st);
     });
+}
+
+void ControlServer::work(std::stop_token st) {
+    for (;;) {
+        UniqueFd conn;
+        {
+            std::unique_lock lock(queue_mutex_);
+            ++idle_;
+            const bool got = queue_cv_.wait(lock, st, [&] { return !queue_.empty(); });
+            --idle_;
+            if (!got) return;
+            conn = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        handle(std::move(conn));
+    }
 }
 
 void ControlServer::serve(std::stop_token st) {
@@ -76,18 +108,17 @@ void ControlServer::serve(std::stop_token st) {
         if (!(p[0].revents & POLLIN)) continue;
         UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!conn.valid()) continue;
-        handle(std::move(conn));
+        std::lock_guard lock(queue_mutex_);
+        if (queue_.size() >= kWorkers && idle_ == 0) {
+            // Every worker is stuck (a hung backing): say so rather than queue for ever.
+            send_reply(conn.get(), {{"ok", false}, {"errno", EBUSY},
+                                    {"error", "the daemon is busy: every control worker waits on the backing"}});
+            continue;
+        }
+        queue_.push_back(std::move(conn));
+        queue_cv_.notify_one();
     }
 }
-
-namespace {
-
-void send_reply(int conn, const control::json& reply) {
-    // A client that went away, or stopped reading (SO_SNDTIMEO), loses its reply; nothing else.
-    (void)sys::send_full(conn, reply.dump() + "\n");
-}
-
-}  // namespace
 
 void ControlServer::start_verify(UniqueFd conn, const control::json& request) {
     if (verifying_.exchange(true)) {
@@ -142,7 +173,8 @@ void ControlServer::handle(UniqueFd conn) {
                                    {"image", info_.image_path},
                                    {"read_only", in_.read_only()},
                                    {"backing_direct_io", in_.direct_io()},
-                                   {"bounced_bytes", in_.backing().bounced_bytes()}};
+                                   {"bounced_bytes", in_.backing().bounced_bytes()},
+                                   {"backing_flushes", in_.backing().flushes()}};
         }
     }
     send_reply(conn.get(), reply);

@@ -126,6 +126,11 @@ int run(int argc, char** argv) {
 
     fuse_op::FsContext ctx{*instance, o.image_name, o.mountpoint, o.instance.read_only, o.writeback_cache, o.bdi, o.single_thread ? 1 : o.threads, ::getuid(), ::getgid(), {}, {}, fuse_op::HandleModes{o.direct_bypass}};
     ::clock_gettime(CLOCK_REALTIME, &ctx.mount_time);
+    ctx.sync_writes = o.sync;
+    if (o.uid) ctx.uid = *o.uid;
+    if (o.gid) ctx.gid = *o.gid;
+    ctx.image_mode = 0666 & ~o.umask;
+    ctx.dir_mode = (0777 & ~o.umask) | 0500;  // the owner can always list it
 
     std::string mount_opts = fmt::format("fsname=remapfs:{},subtype=remapfs,default_permissions",
                                          escape_commas(o.instance.backing_path));

@@ -18,8 +18,7 @@ namespace {
 // Options mount(8) passes that mean nothing to us (libfuse mount.fuse ignore list).
 const std::set<std::string> kDropped = {"defaults", "auto", "noauto", "nofail", "_netdev", "user",
                                         "users",    "nouser", "rw",   "dev",    "suid",    "exec"};
-const std::set<std::string> kKernel = {"nodev", "nosuid", "noexec", "noatime", "relatime", "strictatime", "sync",
-                                       "async"};
+const std::set<std::string> kKernel = {"nodev", "nosuid", "noexec", "noatime", "relatime", "strictatime", "async"};
 
 std::string absolute(const std::string& p) {
     if (p.empty() || p[0] == '/') return p;
@@ -52,6 +51,21 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             o.instance.read_only = true;
         } else if (key == "allow_other" && !has_value) {
             o.allow_other = true;
+        } else if (key == "sync" && !has_value) {
+            o.sync = true;
+            o.kernel_options.push_back(opt);
+        } else if (key == "force" && !has_value) {
+            o.instance.force = true;
+        } else if (key == "uid") {
+            if (need_value()) o.uid = parse_bounded(key, value, 0, UINT32_MAX - 1);
+        } else if (key == "gid") {
+            if (need_value()) o.gid = parse_bounded(key, value, 0, UINT32_MAX - 1);
+        } else if (key == "umask") {
+            if (!need_value()) return;
+            char* end = nullptr;
+            const unsigned long m = std::strtoul(value.c_str(), &end, 8);
+            if (*end != '\0' || m > 0777) errors.push_back(fmt::format("umask={} is not an octal mode from 0 to 777", value));
+            else o.umask = static_cast<std::uint32_t>(m);
         } else if (key == "name") {
             if (!need_value()) return;
             if (value.find('/') != std::string::npos || value == "." || value == "..")
@@ -138,8 +152,13 @@ std::string usage(const char* argv0) {
         "  -o spare_size=SIZE      spare area at the tail: bytes with K/M/G/T, or N% (default max(1M, 1%))\n"
         "  -o sector_size=512|4096 remap granularity (default 4096)\n"
         "  -o ro                   read-only\n"
-        "  -o allow_other          let other users open the image\n"
-        "  -o backing_io=auto|direct|buffered   O_DIRECT on the backing (default auto)\n"
+        "  -o allow_other          let other users open the image (as its mode allows)\n"
+        "  -o uid=N,gid=N          owner of the image (default: the user who mounts)\n"
+        "  -o umask=OOO            mode of the image is 0666 & ~umask (default 077: 0600)\n"
+        "  -o sync                 every write is durable before it is acknowledged\n"
+        "  -o force                first mount only: take the spare area even where it holds data\n"
+        "  -o backing_io=auto|direct|buffered   O_DIRECT on the backing (default auto: O_DIRECT or refuse;\n"
+        "                          buffered loses per-sector write error handling)\n"
         "  -o auto_remap=on|off    remap a sector whose write fails (default on; off: EIO + pending)\n"
         "  -o read_retries=N       extra attempts for a failed read (default 3)\n"
         "  -o retry_delay_ms=N     first retry backoff, doubling (default 10)\n"

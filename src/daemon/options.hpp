@@ -26,6 +26,10 @@ struct Options {
     bool io_uring = true;        // -o io_uring=off: never take the kernel's FUSE-over-io_uring
     std::uint32_t io_uring_workers = 0;  // -o io_uring_workers=N: ring workers per CPU (0: as threads)
     bool allow_other = false;
+    bool sync = false;                   // -o sync: every write durable before it is acknowledged
+    std::optional<std::uint32_t> uid;    // -o uid=N: owner of the image (default: who mounts)
+    std::optional<std::uint32_t> gid;    // -o gid=N
+    std::uint32_t umask = 077;           // -o umask=OOO: image 0666 & ~umask, root 0777 & ~umask | 0500
     bool writeback_cache = true;         // -o writeback_cache=off: buffered writes go through one by one
     bool direct_bypass = true;           // -o direct_bypass=off: O_DIRECT opens use the kernel's cached path
     fuse_op::BdiTuning bdi;              // -o readahead_kb=N, -o max_dirty_percent=N

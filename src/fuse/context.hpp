@@ -41,6 +41,12 @@ struct FsContext {
     // before calling init and the wants after). A session that ends without it never served
     // anything, and libfuse keeps the reason to itself.
     std::atomic<bool> initialised{false};
+    // -o sync: every write is durable before it is acknowledged, whatever the opener asked.
+    bool sync_writes = false;
+    // The image's owner and mode bits (-o uid=, gid=, umask=): with allow_other, who else may
+    // open the disk. Default 0600: the mounting user only.
+    mode_t image_mode = 0600;
+    mode_t dir_mode = 0755;
 
     struct stat attr(fuse_ino_t ino) const;
 };

@@ -32,8 +32,10 @@ std::string remap_error(int err, std::uint64_t lba, const Geometry& g) {
 
 }  // namespace
 
-json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u) {
+json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u,
+                 std::uint64_t generation) {
     const std::uint64_t image_bytes = id.image_sectors * id.sector_size;
+    const Geometry g{SectorSize(id.sector_size), SectorCount{id.image_sectors}, SectorCount{id.spare_slots}, id.layout};
     return {
         {"uuid", id.uuid},
         {"db", db_path},
@@ -41,6 +43,10 @@ json status_json(const db::DeviceIdentity& id, const std::string& db_path, const
         {"backing_bytes", id.backing_bytes},
         {"spare_path", id.spare_path ? json(*id.spare_path) : json(nullptr)},
         {"spare_offset", id.spare_offset},
+        // Slot k of the spare is at byte slots_offset + k * sector_size of its file.
+        {"slots_offset", id.spare_offset + (g.slot_offset(SpareSlot{0}).v - g.label_offset().v)},
+        {"layout", id.layout},
+        {"generation", generation},
         {"sector_size", id.sector_size},
         {"image_sectors", id.image_sectors},
         {"image_bytes", image_bytes},
@@ -50,7 +56,7 @@ json status_json(const db::DeviceIdentity& id, const std::string& db_path, const
         {"spare_slots_free", u.free()},
         {"remaps", u.used},
         {"pending", u.pending},
-        {"state", u.exhausted() ? "spare-exhausted" : u.pending ? "degraded" : "ok"},
+        {"state", u.exhausted() ? "spare-exhausted" : u.failing ? "spare-failing" : u.pending ? "degraded" : "ok"},
     };
 }
 
@@ -229,7 +235,7 @@ json execute(Instance& in, const json& req, std::stop_token stop) noexcept {
         const std::string cmd = req.value("cmd", "");
         const Geometry& g = in.geometry();
         if (cmd == "status") {
-            json r = status_json(in.identity(), in.db_path(), in.remapper().usage());
+            json r = status_json(in.identity(), in.db_path(), in.remapper().usage(), in.remapper().generation());
             r["ok"] = true;
             return r;
         }

@@ -259,6 +259,25 @@ void create_v6(Connection& c) {
     )sql");
 }
 
+void create_v7(Connection& c) {
+    c.exec(R"sql(
+        -- layout: 1 = label + slots (remapfs 0.1), 2 = two label copies + slot headers + slots.
+        ALTER TABLE device ADD COLUMN layout INTEGER NOT NULL DEFAULT 1;
+        -- Bumped by every committed change of the remap table and written to the label after
+        -- it: a database whose generation is below the label's is an old copy and is refused.
+        ALTER TABLE device ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+        -- 1 while a read-write session has the device open; still 1 at the next open means it
+        -- did not end cleanly, and the slot headers are checked against the table.
+        ALTER TABLE device ADD COLUMN dirty INTEGER NOT NULL DEFAULT 1 CHECK (dirty IN (0, 1));
+        -- 0 from binding until the labels are on disk: an open that finds 0 finishes the job.
+        ALTER TABLE device ADD COLUMN initialised INTEGER NOT NULL DEFAULT 1 CHECK (initialised IN (0, 1));
+        -- What the backing is (sys/storage_id.hpp: a disk's WWN or serial, a file's inode); with
+        -- a separate spare the backing carries no label, and this tells two same-size disks
+        -- apart. NULL: not recorded yet.
+        ALTER TABLE device ADD COLUMN backing_id TEXT;
+    )sql");
+}
+
 }  // namespace
 
 const std::vector<Migration>& schema_ladder() {
@@ -269,6 +288,7 @@ const std::vector<Migration>& schema_ladder() {
         {4, "scanner configuration, state, passes and health history", create_v4},
         {5, "health views", create_v5},
         {6, "mount log", create_v6},
+        {7, "layout, commit generation and session state of the device", create_v7},
     };
     return ladder;
 }

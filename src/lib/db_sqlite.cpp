@@ -28,7 +28,7 @@ void init_once() {
 
 Connection::Connection(const std::string& path, Mode mode) : path_(path) {
     init_once();
-    int flags = SQLITE_OPEN_NOMUTEX;  // one connection per thread
+    int flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;  // one connection per thread; no symlinks
     switch (mode) {
     case Mode::read_write_create: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE; break;
     case Mode::read_write: flags |= SQLITE_OPEN_READWRITE; break;

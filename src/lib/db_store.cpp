@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <stdexcept>
 #include <sys/stat.h>
@@ -17,11 +19,31 @@
 namespace remapfs::db {
 
 Store Store::open(const std::string& path, bool create, bool read_only) {
+    // The remap table decides where every sector is read from: a database that somebody else
+    // can write, or reach through a link, is refused, and a new one is created for its owner
+    // alone (SQLite gives its -wal and -shm the database file's mode).
     struct stat st {};
-    bool exists = ::stat(path.c_str(), &st) == 0;
+    bool exists = ::lstat(path.c_str(), &st) == 0;
+    if (exists && S_ISLNK(st.st_mode))
+        throw std::runtime_error(fmt::format("database {} is a symbolic link; give the path of the file itself", path));
     if (!exists && (read_only || !create))
         throw std::runtime_error(fmt::format("database {} does not exist", path));
     if (exists && !S_ISREG(st.st_mode)) throw std::runtime_error(fmt::format("database {} is not a regular file", path));
+    if (exists && st.st_uid != ::geteuid())
+        throw std::runtime_error(fmt::format("database {} belongs to uid {}, not to uid {} who opens it", path,
+                                             st.st_uid, ::geteuid()));
+    if (exists && !read_only)  // made by an older remapfs: 0644
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+            struct stat f {};
+            const std::string p = path + suffix;
+            if (::lstat(p.c_str(), &f) == 0 && S_ISREG(f.st_mode) && f.st_uid == ::geteuid() && (f.st_mode & 077))
+                ::chmod(p.c_str(), f.st_mode & 0700);
+        }
+    if (!exists) {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) throw std::runtime_error(fmt::format("cannot create database {}: {}", path, std::strerror(errno)));
+        ::close(fd);
+    }
 
     Connection c(path, read_only ? Connection::Mode::read_only : Connection::Mode::read_write_create);
     if (read_only) {
@@ -50,7 +72,7 @@ Store Store::open(const std::string& path, bool create, bool read_only) {
 std::optional<DeviceIdentity> Store::identity() {
     Statement s(conn_,
                 "SELECT uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, spare_offset, "
-                "spare_slots, created FROM device WHERE id = 1");
+                "spare_slots, created, layout, generation, dirty, initialised, backing_id FROM device WHERE id = 1");
     auto u = s.use();
     if (!u.next()) return std::nullopt;
     DeviceIdentity d;
@@ -63,6 +85,11 @@ std::optional<DeviceIdentity> Store::identity() {
     d.spare_offset = static_cast<std::uint64_t>(u.get_int(6));
     d.spare_slots = static_cast<std::uint64_t>(u.get_int(7));
     d.created = u.get_int(8);
+    d.layout = static_cast<std::uint32_t>(u.get_int(9));
+    d.generation = static_cast<std::uint64_t>(u.get_int(10));
+    d.dirty = u.get_int(11) != 0;
+    d.initialised = u.get_int(12) != 0;
+    d.backing_id = u.get_opt_str(13);
     return d;
 }
 
@@ -70,11 +97,33 @@ void Store::bind(const DeviceIdentity& d) {
     Transaction txn(conn_);
     Statement s(conn_,
                 "INSERT INTO device (id, uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, "
-                "spare_offset, spare_slots, created) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    s.use()(std::string_view(d.uuid))(std::string_view(d.backing_path))(static_cast<std::int64_t>(d.backing_bytes))(static_cast<std::int64_t>(d.sector_size))(
-        static_cast<std::int64_t>(d.image_sectors))(d.spare_path)(static_cast<std::int64_t>(d.spare_offset))(
-        static_cast<std::int64_t>(d.spare_slots))(d.created)
+                "spare_offset, spare_slots, created, layout, generation, dirty, initialised, backing_id) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.use()(std::string_view(d.uuid))(std::string_view(d.backing_path))(static_cast<std::int64_t>(d.backing_bytes))(
+        static_cast<std::int64_t>(d.sector_size))(static_cast<std::int64_t>(d.image_sectors))(d.spare_path)(
+        static_cast<std::int64_t>(d.spare_offset))(static_cast<std::int64_t>(d.spare_slots))(d.created)(
+        static_cast<std::int64_t>(d.layout))(static_cast<std::int64_t>(d.generation))(std::int64_t{d.dirty})(
+        std::int64_t{d.initialised})(d.backing_id)
         .exec();
+    txn.commit();
+}
+
+void Store::set_initialised() {
+    Transaction txn(conn_);
+    conn_.exec("UPDATE device SET initialised = 1 WHERE id = 1");
+    txn.commit();
+}
+
+void Store::set_backing_id(const std::string& id) {
+    Transaction txn(conn_);
+    Statement s(conn_, "UPDATE device SET backing_id = ? WHERE id = 1");
+    s.use()(std::string_view(id)).exec();
+    txn.commit();
+}
+
+void Store::set_dirty(bool dirty) {
+    Transaction txn(conn_);
+    conn_.exec(fmt::format("UPDATE device SET dirty = {} WHERE id = 1", dirty ? 1 : 0));
     txn.commit();
 }
 
@@ -107,6 +156,14 @@ AllocatorState Store::allocator() {
     while (u.next()) a.free_slots.push_back(static_cast<std::uint64_t>(u.get_int(0)));
     a.retired = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM retired_slot"));
     return a;
+}
+
+std::vector<std::uint64_t> Store::retired_slots() {
+    Statement s(conn_, "SELECT slot FROM retired_slot ORDER BY slot");
+    std::vector<std::uint64_t> v;
+    auto u = s.use();
+    while (u.next()) v.push_back(static_cast<std::uint64_t>(u.get_int(0)));
+    return v;
 }
 
 std::vector<PendingRow> Store::pending() {
@@ -144,42 +201,72 @@ void clear_pending(Connection& c, Lba lba) {
     d.use()(i64(lba.v)).exec();
 }
 
-// Runs body in a transaction; any SQLite failure becomes EIO, logged with its code.
+void set_generation(Connection& c, std::uint64_t generation) {
+    Statement g(c, "UPDATE device SET generation = ? WHERE id = 1");
+    g.use()(i64(generation)).exec();
+}
+
+bool lock_contention(int code) {
+    const int primary = code & 0xff;
+    return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
+}
+
+// Runs body in a transaction. Another connection holding the write lock is waited out for as
+// long as it takes (each attempt waits the connection's busy timeout, then says so in the log);
+// any other SQLite failure becomes EIO, logged with its code.
 template <typename F>
 Result<void> in_transaction(Connection& c, const char* what, std::uint64_t n, F&& body) noexcept {
-    try {
-        Transaction txn(c);
-        body();
-        txn.commit();
-        return ok();
-    } catch (const std::exception& e) {
-        log::error("{} {}: {}", what, n, e.what());
-        return Errno{EIO};
+    for (unsigned waits = 0;; ++waits) {
+        try {
+            Transaction txn(c);
+            body();
+            txn.commit();
+            if (waits) log::warning("{} {}: committed after waiting for the database lock", what, n);
+            return ok();
+        } catch (const Error& e) {
+            if (!lock_contention(e.code())) {
+                log::error("{} {}: {}", what, n, e.what());
+                return Errno{EIO};
+            }
+            log::warning("{} {}: database {} is locked by another connection (a sqlite3 session?); still waiting",
+                         what, n, c.path());
+        } catch (const std::exception& e) {
+            log::error("{} {}: {}", what, n, e.what());
+            return Errno{EIO};
+        }
     }
 }
 
 }  // namespace
 
-Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason) noexcept {
+Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason,
+                                 std::uint64_t generation) noexcept {
     return in_transaction(conn_, "committing remap of sector", lba.v, [&] {
         Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
         ins.use()(i64(lba.v))(i64(slot.v))(reason)(static_cast<std::int64_t>(std::time(nullptr))).exec();
         take_slot(conn_, slot, from_free_list);
         clear_pending(conn_, lba);
+        set_generation(conn_, generation);
     });
 }
 
-Result<void> Store::commit_unremap(Lba lba, SpareSlot slot) noexcept {
+Result<void> Store::commit_unremap(Lba lba, SpareSlot slot, bool retire_slot, std::uint64_t generation) noexcept {
     return in_transaction(conn_, "committing unremap of sector", lba.v, [&] {
         Statement del(conn_, "DELETE FROM remap WHERE lba = ? AND spare_slot = ?");
         del.use()(i64(lba.v))(i64(slot.v)).exec();
-        Statement fr(conn_, "INSERT OR IGNORE INTO free_slot (slot) VALUES (?)");
-        fr.use()(i64(slot.v)).exec();
+        if (retire_slot) {
+            retire(conn_, slot, EIO);
+        } else {
+            Statement fr(conn_, "INSERT OR IGNORE INTO free_slot (slot) VALUES (?)");
+            fr.use()(i64(slot.v)).exec();
+        }
+        clear_pending(conn_, lba);
+        set_generation(conn_, generation);
     });
 }
 
 Result<void> Store::commit_relocate(Lba lba, SpareSlot old_slot, SpareSlot new_slot, bool from_free_list,
-                                    int old_errno) noexcept {
+                                    int old_errno, std::uint64_t generation) noexcept {
     return in_transaction(conn_, "committing relocation of sector", lba.v, [&] {
         Statement up(conn_, "UPDATE remap SET spare_slot = ? WHERE lba = ? AND spare_slot = ?");
         up.use()(i64(new_slot.v))(i64(lba.v))(i64(old_slot.v)).exec();
@@ -187,6 +274,7 @@ Result<void> Store::commit_relocate(Lba lba, SpareSlot old_slot, SpareSlot new_s
         take_slot(conn_, new_slot, from_free_list);
         retire(conn_, old_slot, old_errno);
         clear_pending(conn_, lba);
+        set_generation(conn_, generation);
     });
 }
 
@@ -224,6 +312,22 @@ void Store::commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reaso
     }
     Statement adv(conn_, "UPDATE allocator SET next_slot = ? WHERE id = 1");
     adv.use()(i64(next)).exec();
+    txn.commit();
+}
+
+void Store::replace_remap_state(const RebuiltState& r) {
+    Transaction txn(conn_);
+    conn_.exec("DELETE FROM remap; DELETE FROM free_slot; DELETE FROM retired_slot; DELETE FROM pending");
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', 'recovered', ?)");
+    for (const auto& [lba, slot] : r.remaps) ins.use()(i64(lba.v))(i64(slot.v))(now).exec();
+    Statement ret(conn_, "INSERT INTO retired_slot (slot, retired, last_errno) VALUES (?, ?, ?)");
+    for (std::uint64_t slot : r.retired) ret.use()(i64(slot))(now)(std::int64_t{EIO}).exec();
+    Statement fr(conn_, "INSERT INTO free_slot (slot) VALUES (?)");
+    for (std::uint64_t slot : r.free_slots) fr.use()(i64(slot)).exec();
+    Statement adv(conn_, "UPDATE allocator SET next_slot = ? WHERE id = 1");
+    adv.use()(i64(r.next_slot)).exec();
+    set_generation(conn_, r.generation);
     txn.commit();
 }
 

@@ -6,12 +6,10 @@
 #include "remapfs/block/remap_layer.hpp"
 #include "remapfs/label.hpp"
 #include "remapfs/log.hpp"
-#include "remapfs/sys/io.hpp"
+#include "remapfs/remap/recover.hpp"
+#include "remapfs/sys/contents.hpp"
+#include "remapfs/sys/storage_id.hpp"
 
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,8 +17,6 @@
 
 #include <cerrno>
 #include <climits>
-#include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -29,106 +25,8 @@ namespace remapfs {
 namespace {
 
 using std::runtime_error;
-
-constexpr std::uint64_t kMiB = 1024 * 1024;
-
-std::string canonical(const std::string& p) {
-    char buf[PATH_MAX];
-    if (!::realpath(p.c_str(), buf)) throw runtime_error(fmt::format("{}: {}", p, std::strerror(errno)));
-    return buf;
-}
-
-struct OpenedFile {
-    UniqueFd fd;
-    std::uint64_t bytes = 0;
-    bool block = false;
-    std::uint32_t logical_block = 512;
-};
-
-// what: "backing" / "spare", for messages.
-OpenedFile open_storage(const std::string& path, const char* what, bool read_only, BackingIo io, bool& direct) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) throw runtime_error(fmt::format("{} {}: {}", what, path, std::strerror(errno)));
-    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-        throw runtime_error(fmt::format("{} {} is not a regular file or block device", what, path));
-    OpenedFile f;
-    f.block = S_ISBLK(st.st_mode);
-    int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (f.block ? O_EXCL : 0);
-    int fd = -1;
-    if (io != BackingIo::buffered) {
-        fd = ::open(path.c_str(), flags | O_DIRECT);
-        if (fd < 0 && errno == EINVAL && io == BackingIo::automatic) {
-            log::info("{} {}: O_DIRECT not supported here, using buffered I/O", what, path);
-        } else if (fd < 0) {
-            throw runtime_error(fmt::format("cannot open {} {}: {}", what, path, std::strerror(errno)));
-        }
-    }
-    if (fd < 0) fd = ::open(path.c_str(), flags);
-    if (fd < 0) throw runtime_error(fmt::format("cannot open {} {}: {}", what, path, std::strerror(errno)));
-    direct = (::fcntl(fd, F_GETFL) & O_DIRECT) != 0;
-    f.fd = UniqueFd(fd);
-    // One owner at a time: a second daemon or an offline remapctl would race the remap table.
-    if (::flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0)
-        throw runtime_error(fmt::format("{} {} is in use by another remapfs instance", what, path));
-    if (f.block) {
-        if (::ioctl(fd, BLKGETSIZE64, &f.bytes) != 0)
-            throw runtime_error(fmt::format("{} {}: cannot read its size: {}", what, path, std::strerror(errno)));
-        int lbs = 512;
-        if (::ioctl(fd, BLKSSZGET, &lbs) == 0) f.logical_block = static_cast<std::uint32_t>(lbs);
-    } else {
-        f.bytes = static_cast<std::uint64_t>(st.st_size);
-    }
-    return f;
-}
-
-std::uint64_t spare_bytes_for(const SpareSize& s, std::uint64_t backing_bytes) {
-    if (s.percent > 0) return static_cast<std::uint64_t>(std::ceil(static_cast<double>(backing_bytes) * s.percent / 100.0));
-    return s.bytes;
-}
-
-struct Layout {
-    Geometry g;
-    std::uint64_t spare_offset = 0;  // of the label, in the spare's file
-};
-
-Layout compute_layout(const InstanceOptions& o, const OpenedFile& backing, const OpenedFile* spare) {
-    Layout l;
-    const std::uint32_t ss = o.sector_size.value_or(4096);
-    l.g.sector_size = SectorSize(ss);
-    if (spare) {
-        std::uint64_t want = o.spare_size ? spare_bytes_for(*o.spare_size, backing.bytes) : spare->bytes;
-        if (want > spare->bytes)
-            throw runtime_error(fmt::format("spare_size {} is larger than the spare ({} bytes)", want, spare->bytes));
-        l.g.image_sectors = SectorCount{backing.bytes / ss};
-        l.spare_offset = 0;
-        if (want < kLabelBytes.v + ss)
-            throw runtime_error(fmt::format("spare ({} bytes) is too small: it needs {} bytes for the label plus at "
-                                            "least one {}-byte slot", want, kLabelBytes.v, ss));
-        l.g.spare_slots = SectorCount{(want - kLabelBytes.v) / ss};
-    } else {
-        std::uint64_t want = o.spare_size ? spare_bytes_for(*o.spare_size, backing.bytes)
-                                          : std::max<std::uint64_t>(kMiB, backing.bytes / 100);
-        if (want < kLabelBytes.v + ss)
-            throw runtime_error(fmt::format("spare_size {} is too small: it needs {} bytes for the label plus at least "
-                                            "one {}-byte slot", want, kLabelBytes.v, ss));
-        if (want + ss > backing.bytes)
-            throw runtime_error(fmt::format("backing {} ({} bytes) is too small for a spare area of {} bytes",
-                                            o.backing_path, backing.bytes, want));
-        std::uint64_t image = (backing.bytes - want) / ss * ss;
-        l.g.image_sectors = SectorCount{image / ss};
-        l.spare_offset = image;
-        l.g.spare_slots = SectorCount{(backing.bytes - image - kLabelBytes.v) / ss};
-    }
-    if (l.g.image_sectors.v == 0) throw runtime_error(fmt::format("backing {} is too small", o.backing_path));
-    return l;
-}
-
-std::array<std::byte, 4096> read_label_block(int fd, std::uint64_t offset, const std::string& where) {
-    alignas(4096) std::array<std::byte, 4096> raw{};
-    if (auto r = sys::pread_full(fd, raw.data(), ByteCount{raw.size()}, ByteOffset{offset}); !r)
-        throw runtime_error(fmt::format("cannot read the spare label of {}: {}", where, errno_name(r.error())));
-    return raw;
-}
+using sys::canonical;
+using sys::OpenedFile;
 
 // Removes a database file this open created if the open fails, so bad input changes nothing.
 struct NewDbGuard {
@@ -142,39 +40,77 @@ struct NewDbGuard {
     }
 };
 
-}  // namespace
+// Where the device's labels are, for reading and messages.
+struct LabelPlace {
+    int fd;                    // the file holding the spare label (the backing for a tail spare)
+    std::uint64_t offset;
+    std::uint64_t file_bytes;
+    std::string where;         // its path
+    bool separate;             // a spare of its own: the backing carries no label
+};
 
-std::uint64_t parse_size(const std::string& s) {
-    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])))
-        throw std::invalid_argument(fmt::format("'{}' is not a size (bytes, or a number with K, M, G or T)", s));
-    char* end = nullptr;
-    errno = 0;
-    unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-    std::string unit(end);
-    std::uint64_t mult = 1;
-    if (unit == "" ) mult = 1;
-    else if (unit == "K" || unit == "k" || unit == "KiB") mult = 1ULL << 10;
-    else if (unit == "M" || unit == "MiB") mult = 1ULL << 20;
-    else if (unit == "G" || unit == "GiB") mult = 1ULL << 30;
-    else if (unit == "T" || unit == "TiB") mult = 1ULL << 40;
-    else throw std::invalid_argument(fmt::format("'{}' is not a size (bytes, or a number with K, M, G or T)", s));
-    if (errno == ERANGE || v > UINT64_MAX / mult) throw std::invalid_argument(fmt::format("size '{}' is too large", s));
-    return v * mult;
+// The labels on disk against the database that claims them. Throws with one line.
+void check_bound(const db::DeviceIdentity& id, const LabelsOnDisk& found, const Geometry& g, const LabelPlace& at,
+                 const std::string& db_path) {
+    if (!found.spare)
+        throw runtime_error(fmt::format("{} carries no remapfs label where database {} expects it: the database "
+                                        "belongs to another {}", at.where, db_path, at.separate ? "spare" : "backing"));
+    const Label& l = *found.spare;
+    if (l.uuid != id.uuid)
+        throw runtime_error(fmt::format("{} belongs to remapfs device {}, but database {} is for device {}", at.where,
+                                        l.uuid, db_path, id.uuid));
+    if (l.sector_size != id.sector_size || l.image_sectors != id.image_sectors || l.spare_slots != id.spare_slots ||
+        l.layout != id.layout)
+        throw runtime_error(fmt::format("the label on {} disagrees with database {} about the layout", at.where, db_path));
+    const Label::Role want = at.separate ? Label::Role::spare : Label::Role::tail;
+    if (g.self_describing() && l.role != want)
+        throw runtime_error(fmt::format("{} carries the {} label of device {}, not a {} label: were the backing and "
+                                        "the spare swapped?", at.where, to_string(l.role), l.uuid, to_string(want)));
+    if (g.self_describing() && l.generation > id.generation)
+        throw runtime_error(fmt::format(
+            "database {} is older than the device: its remap table is at generation {}, the label on {} at {} (a "
+            "restored backup or a rolled-back VM?), and it would serve remapped sectors from their old places; "
+            "rebuild the table from the device with: remapctl --db {} recover",
+            db_path, id.generation, at.where, l.generation, db_path));
 }
 
-SpareSize parse_spare_size(const std::string& s) {
-    if (!s.empty() && s.back() == '%') {
-        std::string num = s.substr(0, s.size() - 1);
-        char* end = nullptr;
-        double p = std::strtod(num.c_str(), &end);
-        if (num.empty() || *end != '\0' || !(p > 0) || p > 50)
-            throw std::invalid_argument(fmt::format("spare_size '{}': a percentage must be above 0 and at most 50", s));
-        return {0, p};
+// With a separate spare the backing carries no label (the image is all of it): the database
+// knows it by its identity, and a changed one is another disk unless the operator says not.
+void check_backing_identity(db::Store& store, const db::DeviceIdentity& id, const std::string& backing,
+                            const std::string& db_path, bool rebind, bool read_only) {
+    const std::string now = sys::storage_identity(backing);
+    if (id.backing_id && !id.backing_id->empty() && now != *id.backing_id) {
+        if (!rebind)
+            throw runtime_error(fmt::format(
+                "backing {} is not the one database {} was made for: that was {}, this is {}; were two disks swapped? "
+                "(if the backing was copied or moved on purpose, mount once with -o rebind)",
+                backing, db_path, *id.backing_id, now.empty() ? "unknown" : now));
+        log::warning("backing {} is now {} (was {}): recorded, as -o rebind says", backing, now, *id.backing_id);
     }
-    std::uint64_t b = parse_size(s);
-    if (b == 0) throw std::invalid_argument("spare_size must not be 0");
-    return {b, 0};
+    if (now.empty() && !id.backing_id)
+        log::warning("backing {} has no stable identity (no WWN, serial or inode to go by): nothing tells it apart "
+                     "from another disk of the same size", backing);
+    if (!read_only && id.backing_id != std::optional<std::string>(now)) store.set_backing_id(now);
 }
+
+// A first use may take only a spare area that holds nothing (or, after a crash half-way
+// through an earlier first use, this device's own labels).
+void check_first_use(const std::optional<db::DeviceIdentity>& id, const LabelsOnDisk& found, const Geometry& g,
+                     const LabelPlace& at, const std::string& db_path, bool force) {
+    const bool ours = id && found.spare && found.spare->uuid == id->uuid;
+    if (found.spare && !ours && !force)
+        throw runtime_error(fmt::format(
+            "{} already belongs to remapfs device {} whose database is not {}: give its database with -o db=, "
+            "rebuild one from the device with remapctl recover, or give -o force to start over (its remaps are lost)",
+            at.where, found.spare->uuid, db_path));
+    if (ours || force) return;
+    if (auto what = sys::describe_contents(at.fd, at.offset, g.spare_region_bytes().v, at.file_bytes))
+        throw runtime_error(fmt::format("{} holds {} in the {} bytes from byte {} where remapfs would put its spare "
+                                        "area; give -o force to overwrite it", at.where, *what,
+                                        g.spare_region_bytes().v, at.offset));
+}
+
+}  // namespace
 
 std::string default_db_path(const std::string& backing_path) {
     std::string real = canonical(backing_path);
@@ -199,8 +135,8 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
 
     std::unique_ptr<Instance> in(new Instance());
     in->read_only_ = o.read_only;
-    bool direct = false;
-    OpenedFile backing = open_storage(o.backing_path, "backing", o.read_only, o.backing_io, direct);
+    OpenedFile backing = sys::open_storage(o.backing_path, "backing", o.read_only, o.backing_io);
+    const bool direct = backing.direct;
     in->direct_ = direct;
     const std::string backing_real = canonical(o.backing_path);
 
@@ -209,7 +145,7 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     NewDbGuard guard{in->db_path_, &in->store_};
     guard.armed = ::access(in->db_path_.c_str(), F_OK) != 0;
     in->store_.emplace(db::Store::open(in->db_path_, o.create_db, o.read_only));
-    auto id = in->store_->identity();
+    std::optional<db::DeviceIdentity> id = in->store_->identity();
 
     // Which spare, and the layout.
     std::optional<std::string> spare_path = o.spare_path;
@@ -218,13 +154,13 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
         throw runtime_error(fmt::format("database {} keeps the spare area at the tail of the backing; spare={} does "
                                         "not match it", in->db_path_, *spare_path));
     std::optional<OpenedFile> spare;
-    bool spare_direct = false;
     if (spare_path) {
-        spare = open_storage(*spare_path, "spare", o.read_only, direct ? BackingIo::direct : BackingIo::buffered,
-                             spare_direct);
+        spare = sys::open_storage(*spare_path, "spare", o.read_only, direct ? BackingIo::direct : BackingIo::buffered);
         if (canonical(*spare_path) == backing_real) throw runtime_error("spare= must not be the backing itself");
     }
 
+    LayoutRequest req{o.spare_size, o.sector_size, backing.bytes,
+                      spare ? std::optional<std::uint64_t>(spare->bytes) : std::nullopt, o.backing_path};
     Layout layout;
     if (id) {
         if (o.sector_size && *o.sector_size != id->sector_size)
@@ -233,71 +169,69 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
         if (backing.bytes != id->backing_bytes)
             throw runtime_error(fmt::format("backing {} has {} bytes but database {} was made for one of {} bytes",
                                             o.backing_path, backing.bytes, in->db_path_, id->backing_bytes));
-        layout.g = Geometry{SectorSize(id->sector_size), SectorCount{id->image_sectors}, SectorCount{id->spare_slots}};
+        layout.g = Geometry{SectorSize(id->sector_size), SectorCount{id->image_sectors}, SectorCount{id->spare_slots},
+                            id->layout};
         layout.spare_offset = id->spare_offset;
         if (o.spare_size) {
-            InstanceOptions probe = o;
-            probe.sector_size = id->sector_size;
-            Layout asked = compute_layout(probe, backing, spare ? &*spare : nullptr);
-            if (asked.g.spare_slots != layout.g.spare_slots)
+            req.sector_size = id->sector_size;
+            req.layout = id->layout;
+            if (compute_layout(req).g.spare_slots != layout.g.spare_slots)
                 throw runtime_error(fmt::format("spare_size does not match database {} ({} spare slots of {} bytes)",
                                                 in->db_path_, id->spare_slots, id->sector_size));
         }
-        std::uint64_t spare_file_bytes = spare ? spare->bytes : backing.bytes;
+        const std::uint64_t spare_file_bytes = spare ? spare->bytes : backing.bytes;
         if (layout.spare_offset + layout.g.spare_region_bytes().v > spare_file_bytes)
             throw runtime_error(fmt::format("the spare area recorded in {} does not fit its file", in->db_path_));
     } else {
         if (o.read_only)
             throw runtime_error(fmt::format("database {} is not initialised; mount read-write once first", in->db_path_));
-        layout = compute_layout(o, backing, spare ? &*spare : nullptr);
+        layout = compute_layout(req);
     }
     const std::uint32_t ss = layout.g.sector_size.bytes();
     if (ss < backing.logical_block || (spare && ss < spare->logical_block))
         throw runtime_error(fmt::format("sector_size={} is smaller than the device's logical block size", ss));
 
-    const int label_fd = spare ? spare->fd.get() : backing.fd.get();
-    const std::string label_where = spare_path ? *spare_path : o.backing_path;
-    auto label = Label::decode(read_label_block(label_fd, layout.spare_offset, label_where));
-    if (id) {
-        if (!label)
-            throw runtime_error(fmt::format("{} carries no remapfs label where database {} expects it: the database "
-                                            "belongs to another backing", label_where, in->db_path_));
-        if (label->uuid != id->uuid)
-            throw runtime_error(fmt::format("{} belongs to remapfs device {}, but database {} is for device {}",
-                                            label_where, label->uuid, in->db_path_, id->uuid));
-        if (label->sector_size != id->sector_size || label->image_sectors != id->image_sectors ||
-            label->spare_slots != id->spare_slots)
-            throw runtime_error(fmt::format("the label on {} disagrees with database {} about the layout",
-                                            label_where, in->db_path_));
-        in->identity_ = *id;
-        if (in->identity_.backing_path != backing_real)
+    const LabelPlace at{spare ? spare->fd.get() : backing.fd.get(), layout.spare_offset,
+                        spare ? spare->bytes : backing.bytes, spare_path ? *spare_path : o.backing_path, spare.has_value()};
+    LabelsOnDisk found = read_labels(at.fd, at.offset, layout.g, at.where);
+    if (id && id->initialised) {
+        check_bound(*id, found, layout.g, at, in->db_path_);
+        if (id->backing_path != backing_real)
             log::info("backing {} was recorded as {}; the label matches, using it", backing_real, id->backing_path);
-        in->identity_.backing_path = backing_real;
+        id->backing_path = backing_real;
     } else {
-        if (label)
-            throw runtime_error(fmt::format("{} already belongs to remapfs device {} whose database is not {}; "
-                                            "give its database with -o db=", label_where, label->uuid, in->db_path_));
-        db::DeviceIdentity d;
-        d.uuid = db::new_uuid();
-        d.backing_path = backing_real;
-        d.backing_bytes = backing.bytes;
-        d.sector_size = ss;
-        d.image_sectors = layout.g.image_sectors.v;
-        if (spare_path) d.spare_path = canonical(*spare_path);
-        d.spare_offset = layout.spare_offset;
-        d.spare_slots = layout.g.spare_slots.v;
-        d.created = std::time(nullptr);
-        Label fresh{d.uuid, ss, d.image_sectors, d.spare_slots};
-        alignas(4096) auto raw = fresh.encode();
-        if (auto r = sys::pwrite_full(label_fd, raw.data(), ByteCount{raw.size()}, ByteOffset{d.spare_offset}); !r)
-            throw runtime_error(fmt::format("cannot write the spare label to {}: {}", label_where, errno_name(r.error())));
-        if (auto r = sys::fdatasync(label_fd); !r)
-            throw runtime_error(fmt::format("cannot sync {}: {}", label_where, errno_name(r.error())));
-        in->store_->bind(d);
-        in->identity_ = d;
-        log::info("initialised device {} on {}: {} sectors of {} bytes, {} spare slots", d.uuid, o.backing_path,
-                  d.image_sectors, ss, d.spare_slots);
+        if (o.read_only)
+            throw runtime_error(fmt::format("database {} is not initialised; mount read-write once first", in->db_path_));
+        check_first_use(id, found, layout.g, at, in->db_path_, o.force);
+        if (!id) {
+            // Bound first, labels second, then marked initialised: a crash in between leaves a
+            // database that the next open finishes, never a label without a database.
+            db::DeviceIdentity d;
+            d.uuid = db::new_uuid();
+            d.backing_path = backing_real;
+            d.backing_bytes = backing.bytes;
+            d.sector_size = ss;
+            d.image_sectors = layout.g.image_sectors.v;
+            if (spare_path) d.spare_path = canonical(*spare_path);
+            d.spare_offset = layout.spare_offset;
+            d.spare_slots = layout.g.spare_slots.v;
+            d.created = std::time(nullptr);
+            d.layout = layout.g.layout;
+            d.dirty = true;
+            d.initialised = false;
+            in->store_->bind(d);
+            id = d;
+        }
+        write_labels(at.fd, at.offset, layout.g, id->uuid, at.separate ? Label::Role::spare : Label::Role::tail,
+                     at.where);
+        in->store_->set_initialised();
+        id->initialised = true;
+        found = read_labels(at.fd, at.offset, layout.g, at.where);
+        log::info("initialised device {} on {}: {} sectors of {} bytes, {} spare slots", id->uuid, o.backing_path,
+                  id->image_sectors, ss, id->spare_slots);
     }
+    if (at.separate) check_backing_identity(*in->store_, *id, backing_real, in->db_path_, o.rebind, o.read_only);
+    in->identity_ = *id;
     in->geometry_ = layout.g;
 
     // One pass over the remaps in lba order, with the (few) pending sectors merged in.
@@ -319,6 +253,8 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     });
     add_pending_below(UINT64_MAX);
     in->tables_.publish(std::move(table).finish(), remap::TableHolder::Grace::skip);
+    const bool was_dirty = id->dirty;
+    if (!o.read_only) in->store_->set_dirty(true);  // until a clean close says otherwise
 
     in->backing_fd_ = std::move(backing.fd);
     if (spare) in->spare_fd_ = std::move(spare->fd);
@@ -335,8 +271,10 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
         phys = std::move(inj);
     }
     in->physical_ = phys.get();
-    in->remapper_ = std::make_unique<remap::Remapper>(*in->store_, in->tables_, *in->physical_, layout.g,
-                                                      in->store_->allocator(), o.policy, clock);
+    in->meta_ = std::make_unique<remap::SpareMeta>(*in->physical_, layout.g, *found.spare, found.newest_copy);
+    const db::AllocatorState alloc = in->store_->allocator();
+    in->remapper_ = std::make_unique<remap::Remapper>(*in->store_, in->tables_, *in->physical_, layout.g, alloc,
+                                                      o.policy, clock, *in->meta_, id->generation);
     auto layer = std::make_unique<block::RemapLayer>(std::move(phys), layout.g, in->tables_, *in->remapper_, clock,
                                                      o.read_only);
     in->clock_ = &clock;
@@ -344,6 +282,19 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     layer->set_activity(in->activity_.get());
     in->stack_ = std::move(layer);
     guard.armed = false;
+
+    // The last session did not end cleanly: a change may have been cut off half-way.
+    if (!o.read_only && was_dirty && layout.g.self_describing()) {
+        auto rep = remap::reconcile(*in->meta_, *in->tables_.load(), alloc.next_slot, in->store_->retired_slots(),
+                                    id->generation);
+        if (!rep)
+            log::warning("the last session of device {} did not end cleanly, and checking its slot headers failed: {}",
+                         id->uuid, errno_name(rep.error()));
+        else if (rep->fixed || rep->label_caught_up)
+            log::warning("the last session of device {} did not end cleanly: {} of {} slot headers{} put back in step "
+                         "with the database", id->uuid, rep->fixed, rep->checked,
+                         rep->label_caught_up ? " and the label" : "");
+    }
     return in;
 }
 
@@ -392,13 +343,15 @@ Instance::~Instance() {
     }
     tee_.reset();
     history_.reset();
-    if (mount_log_id_) {
-        std::lock_guard lock(tables_.writer_mutex());
-        try {
-            store_->log_mount_stop(*mount_log_id_, std::time(nullptr));
-        } catch (const std::exception& e) {
-            log::warning("cannot record the end of this mount in {}: {}", db_path_, e.what());
-        }
+    if (!store_ || read_only_ || !remapper_) return;
+    std::lock_guard lock(tables_.writer_mutex());
+    try {
+        if (mount_log_id_) store_->log_mount_stop(*mount_log_id_, std::time(nullptr));
+        // Clean only if everything acknowledged is on the device and the spare's own record
+        // is in step with the table; otherwise the next open checks the slot headers.
+        if (stack_->flush() && !remapper_->records_behind()) store_->set_dirty(false);
+    } catch (const std::exception& e) {
+        log::warning("cannot record the end of this session in {}: {}", db_path_, e.what());
     }
 }
 

@@ -1,5 +1,8 @@
 #include "remapfs/block/remap_layer.hpp"
 
+#include "remapfs/block/media_error.hpp"
+
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 #include <optional>
@@ -8,6 +11,7 @@ namespace remapfs::block {
 namespace {
 
 constexpr std::size_t kMaxSector = 4096;
+constexpr std::uint32_t kMaxRetryDelayUs = 1'000'000;
 alignas(kMaxSector) const std::byte kZeros[kMaxSector] = {};
 
 // Calls f(physical offset, index of the first sector in the request, sector count, entry or
@@ -47,6 +51,20 @@ RemapLayer::RemapLayer(std::unique_ptr<BlockLayer> physical, const Geometry& g, 
     assert(g.sector_size.bytes() <= kMaxSector);
 }
 
+RemapLayer::SharedStripes::SharedStripes(RemapLayer& l, Lba first, SectorCount n) : l_(l) {
+    const std::uint64_t g0 = first.v / kStripeSectors, g1 = (first.v + n.v - 1) / kStripeSectors;
+    if (g1 - g0 + 1 >= kStripes) mask_ = ~std::uint64_t{0};
+    else
+        for (std::uint64_t g = g0; g <= g1; ++g) mask_ |= std::uint64_t{1} << (g % kStripes);
+    for (std::size_t i = 0; i < kStripes; ++i)
+        if (mask_ >> i & 1) l_.stripes_[i].m.lock_shared();
+}
+
+RemapLayer::SharedStripes::~SharedStripes() {
+    for (std::size_t i = 0; i < kStripes; ++i)
+        if (mask_ >> i & 1) l_.stripes_[i].m.unlock_shared();
+}
+
 remap::TableHolder::Pin RemapLayer::settled_snapshot(Lba first, SectorCount n) const {
     for (;;) {
         remap::TableHolder::Pin s = tables_.pin();
@@ -65,7 +83,9 @@ Result<void> RemapLayer::read_one(Lba lba, std::byte* out) {
     for (std::uint32_t attempt = 0; attempt <= pol.read_retries; ++attempt) {
         if (attempt) {
             clock_.sleep_us(delay);
-            delay *= 2;
+            // Doubling, up to a second (or the first delay, if that is longer): never wraps.
+            delay = static_cast<std::uint32_t>(std::min<std::uint64_t>(
+                std::uint64_t{delay} * 2, std::max(kMaxRetryDelayUs, pol.retry_delay_us)));
         }
         {
             remap::TableHolder::Pin s = settled_snapshot(lba, SectorCount{1});
@@ -77,6 +97,8 @@ Result<void> RemapLayer::read_one(Lba lba, std::byte* out) {
             return ok();
         }
     }
+    // Only the medium failing makes a sector pending; a refusal from the host is passed on.
+    if (!is_media_error(r.error())) return r;
     (void)remapper_.mark_pending(lba, r.error());
     return Errno{EIO};
 }
@@ -97,6 +119,7 @@ Result<void> RemapLayer::write_one(Lba lba, const std::byte* in) {
         r = next_->pwrite(sector, remapped ? geometry_.slot_offset(e->slot) : geometry_.data_offset(lba));
     }
     if (r) return ok();
+    if (!is_media_error(r.error())) return r;
     if (!remapped && !remapper_.policy().auto_remap) {
         (void)remapper_.mark_pending(lba, r.error());
         return Errno{EIO};
@@ -227,7 +250,7 @@ Result<void> RemapLayer::pread(std::span<std::byte> buf, ByteOffset off) {
 
 Result<void> RemapLayer::patch_sector(const SectorSplit::Partial& p, const std::byte* data) {
     alignas(kMaxSector) std::byte sector[kMaxSector];
-    std::lock_guard lock(rmw_locks_[p.lba.v % rmw_locks_.size()]);
+    std::lock_guard lock(stripe_of(p.lba));
     // An unreadable sector cannot be merged: its untouched bytes are gone. Fail like a 512e
     // drive does; a whole-sector write will heal it.
     REMAPFS_TRY(read_one(p.lba, sector));
@@ -250,6 +273,7 @@ Result<void> RemapLayer::pwrite(std::span<const std::byte> buf, ByteOffset off) 
         in += sp.head.length;
     }
     if (sp.body_count.v) {
+        SharedStripes hold(*this, sp.body_first, sp.body_count);
         // body() only reads from `data` on writes.
         REMAPFS_TRY(body(Io::write, sp.body_first, sp.body_count, const_cast<std::byte*>(in)));
         in += ss * sp.body_count.v;
@@ -265,6 +289,7 @@ Result<void> RemapLayer::discard(ByteOffset off, ByteCount len) {
     const SectorSplit sp = split_sectors(geometry_.sector_size, off, len);
     if (sp.head.length) REMAPFS_TRY(patch_sector(sp.head, nullptr));
     if (sp.body_count.v) {
+        SharedStripes hold(*this, sp.body_first, sp.body_count);
         std::optional<Lba> retry_first;
         std::uint64_t retry_n = 0;
         {

@@ -1,5 +1,6 @@
 #include "remapfs/remap/remapper.hpp"
 
+#include "remapfs/block/media_error.hpp"
 #include "remapfs/log.hpp"
 #include "remapfs/sys/thread_name.hpp"
 
@@ -21,16 +22,19 @@ std::optional<Entry> current_entry(const TableHolder& tables, Lba lba) {
 }  // namespace
 
 Remapper::Remapper(db::Store& store, TableHolder& tables, block::BlockLayer& physical, const Geometry& g,
-                   const db::AllocatorState& allocator, Policy policy, Clock& clock)
+                   const db::AllocatorState& allocator, Policy policy, Clock& clock, SpareMeta& meta,
+                   std::uint64_t generation)
     : store_(store),
       tables_(tables),
       physical_(physical),
       geometry_(g),
       policy_(policy),
       clock_(clock),
+      meta_(meta),
       next_slot_(allocator.next_slot),
       free_slots_(allocator.free_slots.begin(), allocator.free_slots.end()),
-      retired_(allocator.retired) {}
+      retired_(allocator.retired),
+      generation_(std::max(generation, meta.generation())) {}
 
 void Remapper::emit(health::EventKind k, Lba lba, std::int64_t latency_us, std::string detail) {
     if (sink_) sink_->event({clock_.now_s(), lba, k, latency_us, health::current_source(), std::move(detail)});
@@ -69,34 +73,78 @@ void Remapper::give_back(Allocation a) {
         --next_slot_;
 }
 
-Result<void> Remapper::copy_sector(ByteOffset from, ByteOffset to) {
-    alignas(4096) std::byte sector[4096];
-    const std::uint32_t n = geometry_.sector_size.bytes();
-    REMAPFS_TRY(physical_.pread({sector, n}, from));
-    REMAPFS_TRY(physical_.pwrite({sector, n}, to));
-    return physical_.flush();
+void Remapper::record(const Result<void>& r, const char* what) {
+    if (r) return;
+    if (!records_behind_.exchange(true))
+        log::warning("writing {} to the spare area failed ({}); the device's own record of its remaps lags the "
+                     "database until the next mount puts it right", what, errno_name(r.error()));
 }
 
-Result<Remapper::Allocation> Remapper::write_to_fresh_slot(std::span<const std::byte> sector) {
-    for (;;) {
-        auto a = allocate();
-        if (!a) return Errno{a.error()};
-        auto w = physical_.pwrite(sector, geometry_.slot_offset(a->slot));
-        if (w) {
-            if (auto f = physical_.flush(); !f) {
-                give_back(*a);
-                return Errno{f.error()};
-            }
-            return *a;
+void Remapper::commit_label(std::uint64_t generation) { record(meta_.commit(generation), "the label"); }
+
+Result<Remapper::Allocation> Remapper::write_to_fresh_slot(std::span<const std::byte> sector,
+                                                           std::optional<Allocation> first) {
+    const std::int64_t now = clock_.now_s();
+    const bool probing = slot_fail_streak_ >= kFailingStreak;
+    if (probing && now < probe_after_s_) {
+        if (first) give_back(*first);
+        return Errno{EIO};
+    }
+    for (unsigned attempt = 0; attempt < kSlotAttempts; ++attempt) {
+        Allocation a{};
+        if (attempt == 0 && first) {
+            a = *first;
+        } else {
+            auto n = allocate();
+            if (!n) return Errno{n.error()};
+            a = *n;
         }
-        // This slot is bad: retire it for good and try the next one.
-        log::warning("spare slot {} failed a write ({}); retiring it", a->slot.v, errno_name(w.error()));
-        if (auto c = store_.commit_retire(a->slot, a->from_free_list, w.error()); !c) {
-            give_back(*a);
+        auto w = physical_.pwrite_durable(sector, geometry_.slot_offset(a.slot));
+        if (w) {
+            if (probing) log::warning("spare slot {} took a write again: remaps resume", a.slot.v);
+            slot_fail_streak_ = 0;
+            failing_ = false;
+            return a;
+        }
+        // Not the slot's fault (the host filesystem is full, say): nothing to retire.
+        if (!block::is_media_error(w.error())) {
+            give_back(a);
+            return Errno{w.error()};
+        }
+        if (++slot_fail_streak_ >= kFailingStreak) {
+            give_back(a);
+            if (!probing)
+                log::error("{} spare slot writes in a row failed ({}): the device is failing, not its slots; writes "
+                           "that need a new spare slot fail with EIO, and one slot is tried every {} s",
+                           slot_fail_streak_, errno_name(w.error()), kProbeSeconds);
+            failing_ = true;
+            probe_after_s_ = now + kProbeSeconds;
+            return Errno{EIO};
+        }
+        log::warning("spare slot {} failed a write ({}); retiring it", a.slot.v, errno_name(w.error()));
+        if (auto c = store_.commit_retire(a.slot, a.from_free_list, w.error()); !c) {
+            give_back(a);
             return Errno{EIO};
         }
         ++retired_;
+        record(meta_.write(std::array{SlotChange{a.slot, {SlotHeader::State::retired, Lba{0}, generation_.load()}}}),
+               "a slot header");
     }
+    log::error("{} spare slots failed a write one after another; this write fails with EIO", kSlotAttempts);
+    return Errno{EIO};
+}
+
+Result<void> Remapper::commit_new_mapping(Lba lba, Allocation a, std::string_view reason) {
+    const std::uint64_t g = ++generation_;
+    record(meta_.write(std::array{SlotChange{a.slot, {SlotHeader::State::mapped, lba, g}}}), "a slot header");
+    if (auto c = store_.commit_remap(lba, a.slot, a.from_free_list, reason, g); !c) {
+        // The remap never happened: its header must not claim the slot.
+        record(meta_.write(std::array{SlotChange{a.slot, {}}}), "a slot header");
+        give_back(a);
+        return c;
+    }
+    commit_label(g);
+    return ok();
 }
 
 Result<SpareSlot> Remapper::remap(Lba lba, std::string_view reason) {
@@ -104,21 +152,31 @@ Result<SpareSlot> Remapper::remap(Lba lba, std::string_view reason) {
     std::lock_guard lock(tables_.writer_mutex());
     const std::optional<Entry> prev = current_entry(tables_, lba);
     if (prev && prev->remapped()) return Errno{EEXIST};
-    auto alloc = allocate();
-    if (!alloc) return Errno{alloc.error()};
+    auto first = allocate();
+    if (!first) return Errno{first.error()};
 
-    tables_.update([&](const Table& t) { return t.with({lba, alloc->slot, State::moving}); }, TableHolder::Grace::wait);
-    auto done = copy_sector(geometry_.data_offset(lba), geometry_.slot_offset(alloc->slot));
-    if (done) done = store_.commit_remap(lba, alloc->slot, alloc->from_free_list, reason);
-    if (!done) {
+    tables_.update([&](const Table& t) { return t.with({lba, first->slot, State::moving}); }, TableHolder::Grace::wait);
+    auto undo = [&] {
         tables_.update([&](const Table& t) { return prev ? t.with(*prev) : t.without(lba); }, TableHolder::Grace::skip);
-        give_back(*alloc);
+    };
+    alignas(4096) std::byte sector[4096];
+    const std::uint32_t ss = geometry_.sector_size.bytes();
+    // The sector's own read failing is not the slot's fault: nothing is retired.
+    if (auto r = physical_.pread({sector, ss}, geometry_.data_offset(lba)); !r) {
+        give_back(*first);
+        undo();
+        return Errno{r.error()};
+    }
+    auto a = write_to_fresh_slot({sector, ss}, *first);
+    Result<void> done = a ? commit_new_mapping(lba, *a, reason) : Result<void>(Errno{a.error()});
+    if (!done) {
+        undo();
         return Errno{done.error()};
     }
-    tables_.update([&](const Table& t) { return t.with({lba, alloc->slot, State::active}); }, TableHolder::Grace::skip);
-    log::info("sector {} remapped to spare slot {} ({})", lba.v, alloc->slot.v, reason);
+    tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
+    log::info("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, reason);
     emit(health::EventKind::remap, lba, -1, std::string(reason));
-    return alloc->slot;
+    return a->slot;
 }
 
 Result<void> Remapper::unremap(Lba lba) {
@@ -130,16 +188,26 @@ Result<void> Remapper::unremap(Lba lba) {
 
     tables_.update([&](const Table& t) { return t.with({lba, slot, State::moving, prev->pending}); },
                    TableHolder::Grace::wait);
-    auto done = copy_sector(geometry_.slot_offset(slot), geometry_.data_offset(lba));
-    if (done) done = store_.commit_unremap(lba, slot);
+    alignas(4096) std::byte sector[4096];
+    const std::uint32_t ss = geometry_.sector_size.bytes();
+    auto done = physical_.pread({sector, ss}, geometry_.slot_offset(slot));
+    if (done) done = physical_.pwrite_durable({sector, ss}, geometry_.data_offset(lba));
+    // A pending sector's slot is the copy that failed to read: it is retired, not reused.
+    const std::uint64_t g = generation_ + 1;
+    if (done) done = store_.commit_unremap(lba, slot, prev->pending, g);
     if (!done) {
         tables_.update([&](const Table& t) { return t.with(*prev); }, TableHolder::Grace::skip);
         return Errno{done.error()};
     }
+    generation_ = g;
+    const SlotHeader after = prev->pending ? SlotHeader{SlotHeader::State::retired, lba, g} : SlotHeader{};
+    record(meta_.write(std::array{SlotChange{slot, after}}), "a slot header");
+    commit_label(g);
     tables_.update([&](const Table& t) { return t.without(lba); }, TableHolder::Grace::skip);
-    free_slots_.insert(slot.v);
+    if (prev->pending) ++retired_;
+    else free_slots_.insert(slot.v);
     warned_exhausted_ = false;
-    log::info("sector {} unremapped, spare slot {} freed", lba.v, slot.v);
+    log::info("sector {} unremapped, spare slot {} {}", lba.v, slot.v, prev->pending ? "retired" : "freed");
     emit(health::EventKind::heal, lba, -1, "unremap");
     return ok();
 }
@@ -152,17 +220,23 @@ Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> secto
         // Another request remapped it meanwhile, or its slot is what failed.
         int old_err = EIO;
         if (!prev->pending) {
-            auto w = physical_.pwrite(sector, geometry_.slot_offset(prev->slot));
-            if (w) return physical_.flush();
+            auto w = physical_.pwrite_durable(sector, geometry_.slot_offset(prev->slot));
+            if (w) return ok();
+            if (!block::is_media_error(w.error())) return w;
             old_err = w.error();
         }
         auto a = write_to_fresh_slot(sector);
         if (!a) return Errno{a.error()};
-        if (!store_.commit_relocate(lba, prev->slot, a->slot, a->from_free_list, old_err)) {
+        const std::uint64_t g = ++generation_;
+        record(meta_.write(std::array{SlotChange{a->slot, {SlotHeader::State::mapped, lba, g}}}), "a slot header");
+        if (!store_.commit_relocate(lba, prev->slot, a->slot, a->from_free_list, old_err, g)) {
+            record(meta_.write(std::array{SlotChange{a->slot, {}}}), "a slot header");
             give_back(*a);
             return Errno{EIO};
         }
         ++retired_;
+        record(meta_.write(std::array{SlotChange{prev->slot, {SlotHeader::State::retired, lba, g}}}), "a slot header");
+        commit_label(g);
         tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
         log::warning("sector {}: spare slot {} failed, moved to slot {}", lba.v, prev->slot.v, a->slot.v);
         emit(health::EventKind::remap, lba, -1, "slot-failed");
@@ -170,10 +244,7 @@ Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> secto
     }
     auto a = write_to_fresh_slot(sector);
     if (!a) return Errno{a.error()};
-    if (!store_.commit_remap(lba, a->slot, a->from_free_list, reason)) {
-        give_back(*a);
-        return Errno{EIO};
-    }
+    REMAPFS_TRY(commit_new_mapping(lba, *a, reason));
     tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
     log::warning("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, reason);
     emit(health::EventKind::remap, lba, -1, std::string(reason));
@@ -288,7 +359,7 @@ void Remapper::start_worker() {
 
 SpareUsage Remapper::usage() const {
     Snapshot cur = tables_.load();
-    return {cur->slots_used(), retired_.load(), geometry_.spare_slots.v, cur->pending()};
+    return {cur->slots_used(), retired_.load(), geometry_.spare_slots.v, cur->pending(), failing_.load()};
 }
 
 }  // namespace remapfs::remap

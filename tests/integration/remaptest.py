@@ -30,7 +30,10 @@ import traceback
 SKIP = 77
 MiB = 1 << 20
 SECTOR = 4096
-LABEL_BYTES = 4096
+LABEL_BYTES = 4096            # one copy of the label
+LABEL_AREA = 2 * LABEL_BYTES  # layout 2 keeps two copies
+HEADER_BLOCK = 4096
+HEADERS_PER_BLOCK = 128       # 32-byte slot headers
 APPLICATION_ID = 0x524D4653
 
 
@@ -274,9 +277,21 @@ def drop_caches():
         f.write("3\n")
 
 
-def slot_offset(image_bytes, slot, sector=SECTOR):
-    """Byte offset of a spare slot in a backing with the default tail spare (label, then slots)."""
-    return image_bytes + LABEL_BYTES + slot * sector
+def spare_layout(spare_bytes, sector=SECTOR):
+    """Spec (layout 2): (slots, offset of slot 0 from the start of the spare area) for a spare area
+    of spare_bytes: two label copies, one 4 KiB header block per 128 slots, then the slots."""
+    n = max(0, (spare_bytes - LABEL_AREA) * HEADERS_PER_BLOCK // (HEADERS_PER_BLOCK * sector + HEADER_BLOCK))
+    blocks = lambda k: -(-k // HEADERS_PER_BLOCK)
+    while n > 0 and LABEL_AREA + blocks(n) * HEADER_BLOCK + n * sector > spare_bytes:
+        n -= 1
+    while LABEL_AREA + blocks(n + 1) * HEADER_BLOCK + (n + 1) * sector <= spare_bytes:
+        n += 1
+    return n, LABEL_AREA + blocks(n) * HEADER_BLOCK
+
+
+def slot_offset(image_bytes, slot, backing_bytes, sector=SECTOR):
+    """Byte offset of a spare slot in a backing with a tail spare (the spare is the rest)."""
+    return image_bytes + spare_layout(backing_bytes - image_bytes, sector)[1] + slot * sector
 
 
 def expected_image_bytes(backing_bytes, sector=SECTOR, spare=None):

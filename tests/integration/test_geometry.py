@@ -2,8 +2,11 @@
 """Image size, spare slots and slot placement for the geometry options (spec "Physical layout").
 
   spare_size=3M, spare_size=2%  -> image = backing - spare rounded down to the sector
-  sector_size=512               -> 512-byte remap sectors; slot k at image_bytes + 4096 + k*512
-  spare=PATH                    -> the whole backing is the image; slot k at 4096 + k*S of PATH
+  sector_size=512               -> 512-byte remap sectors
+  spare=PATH                    -> the whole backing is the image; the spare file holds the
+                                   labels, the slot headers and the slots
+Slot k of a spare area of N bytes lies after two 4 KiB label copies and ceil(slots/128) 4 KiB
+blocks of slot headers: remaptest.spare_layout.
 Each case: mount, check disk.img size and `remapctl status --json`, write a sector, remap it live,
 read the slot from the raw file, read it back through disk.img, stop, check the DB's device row.
 """
@@ -21,7 +24,8 @@ from remaptest import check_eq, log  # noqa: E402
 B = 64 * rt.MiB
 
 
-def run_case(ctx, name, opts, sector, image_bytes, slots_total, slot_file, slot_base):
+def run_case(ctx, name, opts, sector, image_bytes, spare_bytes, slot_file, slot_base):
+    slots_total, first_slot = rt.spare_layout(spare_bytes, sector)
     log(f"--- {name}: -o {opts or '(defaults)'}")
     d = ctx.mkdir(name)
     backing = os.path.join(d, "backing.img")
@@ -36,6 +40,7 @@ def run_case(ctx, name, opts, sector, image_bytes, slots_total, slot_file, slot_
     check_eq(st.get("image_bytes"), image_bytes, "status.image_bytes")
     check_eq(st.get("image_sectors"), image_bytes // sector, "status.image_sectors")
     check_eq(st.get("spare_slots_total"), slots_total, "status.spare_slots_total")
+    check_eq(st.get("slots_offset"), slot_base + first_slot, "status.slots_offset")
 
     rng = random.Random(name)
     lba = image_bytes // sector - 3
@@ -50,7 +55,7 @@ def run_case(ctx, name, opts, sector, image_bytes, slots_total, slot_file, slot_
     entries = rt.remapctl_json("--db", db, "list")
     check_eq([e.get("lba") for e in entries], [lba], "list after remap")
     slot = entries[0]["spare_slot"]
-    off = slot_base + rt.LABEL_BYTES + slot * sector
+    off = slot_base + first_slot + slot * sector
     check_eq(rt.pread_file(slot_file(backing, d), off, sector), data,
              f"slot {slot} at byte {off} of {os.path.basename(slot_file(backing, d))}")
     rt.pwrite_file(backing, lba * sector, b"\xee" * sector)
@@ -70,18 +75,18 @@ def body(ctx):
 
     # spare_size=3M
     img = (B - 3 * rt.MiB) // S * S
-    run_case(ctx, "spare3M", "spare_size=3M", S, img, (B - img - 4096) // S, tail, img)
+    run_case(ctx, "spare3M", "spare_size=3M", S, img, B - img, tail, img)
     # spare_size=2% (of the backing, rounded up to a byte)
     want = math.ceil(B * 2 / 100)
     img = (B - want) // S * S
-    run_case(ctx, "spare2pct", "spare_size=2%", S, img, (B - img - 4096) // S, tail, img)
+    run_case(ctx, "spare2pct", "spare_size=2%", S, img, B - img, tail, img)
     # sector_size=512, default spare
     img = (B - max(rt.MiB, B // 100)) // 512 * 512
-    run_case(ctx, "sector512", "sector_size=512", 512, img, (B - img - 4096) // 512, tail, img)
+    run_case(ctx, "sector512", "sector_size=512", 512, img, B - img, tail, img)
     # spare=PATH: a separate 1 MiB spare file; the whole backing is the image
     spare = ctx.path("spare.bin")
     rt.make_sparse(spare, rt.MiB)
-    sp = run_case(ctx, "sparefile", f"spare={spare}", S, B, (rt.MiB - 4096) // S,
+    sp = run_case(ctx, "sparefile", f"spare={spare}", S, B, rt.MiB,
                   lambda backing, d: spare, 0)
     check_eq(os.path.realpath(sp), os.path.realpath(spare), "device.spare_path")
 

@@ -154,7 +154,7 @@ def body(ctx):
     check_eq(st.get("backing_bytes"), size, "status.backing_bytes")
     check_eq(st.get("image_bytes"), image_bytes, "status.image_bytes")
     check_eq(st.get("image_sectors"), sectors, "status.image_sectors")
-    check_eq(st.get("spare_slots_total"), (size - image_bytes - rt.LABEL_BYTES) // S, "status.spare_slots_total")
+    check_eq(st.get("spare_slots_total"), rt.spare_layout(size - image_bytes)[0], "status.spare_slots_total")
 
     # Data at the start, the middle and the end, with O_DIRECT both ways.
     offsets = [0, image_bytes // 2 // S * S, image_bytes - 64 * rt.MiB, image_bytes - S]
@@ -212,14 +212,14 @@ def body(ctx):
     entries = rt.remapctl_json("--db", db, "list")
     check_eq([e.get("lba") for e in entries], [lba], "remap list")
     slot = entries[0]["spare_slot"]
-    check_eq(rt.pread_file(backing, image_bytes + rt.LABEL_BYTES + slot * S, S, direct=True), pattern(lba * S),
+    check_eq(rt.pread_file(backing, rt.slot_offset(image_bytes, slot, size), S, direct=True), pattern(lba * S),
              f"slot {slot} on the backing holds sector {lba}")
     odirect_write(backing, lba * S, b"\xee" * S)  # the old place no longer matters
     check_eq(rt.pread_file(dm.image, lba * S, S, direct=True), pattern(lba * S), f"sector {lba} read through the remap")
     check_eq(rt.pread_file(lp.dev, lba * S, S, direct=True), pattern(lba * S), f"sector {lba} through {lp.dev}")
     fresh = pattern(-1)
     odirect_write(dm.image, lba * S, fresh)
-    check_eq(rt.pread_file(backing, image_bytes + rt.LABEL_BYTES + slot * S, S, direct=True), fresh,
+    check_eq(rt.pread_file(backing, rt.slot_offset(image_bytes, slot, size), S, direct=True), fresh,
              f"a write of sector {lba} lands in slot {slot}")
     st = rt.remapctl_json("--db", db, "status")
     check_eq((st.get("remaps"), st.get("state")), (1, "ok"), "status after the remap")

@@ -4,7 +4,7 @@
 ext4 is made with 4096-byte blocks = the remap sector size, so an ext4 block number (debugfs
 `blocks`) is an LBA. After a remap the original sector on the backing is overwritten with garbage
 behind the daemon's back: the file must still read back intact, which proves reads go to the spare
-slot. The slot itself is read straight from the backing at image_bytes + 4096 + slot*4096.
+slot. The slot itself is read straight from the backing where the layout puts it (remaptest.slot_offset).
 """
 
 import hashlib
@@ -66,7 +66,7 @@ def body(ctx):
     image_bytes = rt.expected_image_bytes(BACKING_BYTES)
 
     def slot_offset(slot):
-        return rt.slot_offset(image_bytes, slot)
+        return rt.slot_offset(image_bytes, slot, BACKING_BYTES)
 
     log("--- set up: mount.remapfs, losetup --direct-io=on, mkfs.ext4 -b 4096, one 1 MiB file")
     daemon = ctx.mount_helper(backing, mnt, f"db={db}")

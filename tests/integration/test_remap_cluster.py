@@ -65,7 +65,7 @@ def body(ctx):
         os.close(fd)
         buf.close()
     for lba in REMAPPED:
-        check_eq(rt.pread_file(backing, rt.slot_offset(image_bytes, slots[lba]), S, direct=True), expected(data2, lba),
+        check_eq(rt.pread_file(backing, rt.slot_offset(image_bytes, slots[lba], BACKING_BYTES), S, direct=True), expected(data2, lba),
                  f"slot {slots[lba]} holds LBA {lba}'s new data")
         check_eq(rt.pread_file(backing, lba * S, S, direct=True), garbage, f"LBA {lba} on the backing untouched")
     check_eq(rt.pread_file(backing, 105 * S, S, direct=True), expected(data2, 105), "LBA 105 written in place")

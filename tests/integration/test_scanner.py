@@ -228,7 +228,7 @@ def part_finds(ctx):
         slot = remaps[lba][0]
         check_eq(rt.pread_file(d.image, lba * S, S, direct=True), pattern(lba),
                  f"image sector {lba} read via the mount (O_DIRECT) == the prefilled pattern")
-        check_eq(rt.pread_file(backing, image_bytes + rt.LABEL_BYTES + slot * S, S), pattern(lba),
+        check_eq(rt.pread_file(backing, rt.slot_offset(image_bytes, slot, backing_bytes), S), pattern(lba),
                  f"spare slot {slot} on the backing holds sector {lba}'s data")
     for lba in (0, 12345, slow[0] - 1, slow[0] + 1, image_sectors - 1):
         check_eq(rt.pread_file(d.image, lba * S, S, direct=True), pattern(lba), f"image sector {lba} intact")

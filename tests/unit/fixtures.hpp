@@ -8,6 +8,7 @@
 #include "remapfs/db/schema.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/remap/remapper.hpp"
+#include "remapfs/remap/spare_meta.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -45,6 +46,7 @@ struct MemStack {
     remapfs::block::FaultInjector* faults = nullptr;
     remapfs::remap::TableHolder tables;
     std::optional<remapfs::db::Store> store;
+    std::unique_ptr<remapfs::remap::SpareMeta> meta;
     std::unique_ptr<remapfs::remap::Remapper> remapper;
     std::unique_ptr<remapfs::block::RemapLayer> layer;
 
@@ -57,8 +59,10 @@ struct MemStack {
         auto f = std::make_unique<remapfs::block::FaultInjector>(std::move(m), g, clock);
         faults = f.get();
         store.emplace(remapfs::db::Store::open(dir.file("t.db"), true, false));
+        meta = std::make_unique<remapfs::remap::SpareMeta>(
+            *faults, g, remapfs::Label{"0123456789abcdef", sector_size, sectors, slots, g.layout}, 1);
         remapper = std::make_unique<remapfs::remap::Remapper>(*store, tables, *faults, g, store->allocator(), policy,
-                                                              clock);
+                                                              clock, *meta, 0);
         layer = std::make_unique<remapfs::block::RemapLayer>(std::move(f), g, tables, *remapper, clock, false);
     }
     // Rule helper: {"sectors": "A-B", "op": ..., ...}

@@ -48,9 +48,12 @@ TEST_CASE("a tail spare leaves the image the rest of the backing, label first") 
     make_file(d.file("backing"), 64 << 20);
     auto in = Instance::open(opts(d));
     const Geometry& g = in->geometry();
-    // default spare: max(1 MiB, 1 %) = 1 MiB for 64 MiB
+    // default spare: max(1 MiB, 1 %) = 1 MiB for 64 MiB: two label copies, two header blocks
+    // and 252 slots of 4 KiB fill it exactly.
     CHECK(g.image_bytes().v == (64u << 20) - (1u << 20));
-    CHECK(g.spare_slots.v == ((1u << 20) - 4096) / 4096);
+    CHECK(g.layout == 2);
+    CHECK(g.header_blocks() == 2);
+    CHECK(g.spare_slots.v == 252);
     CHECK(g.physical_bytes().v == 64u << 20);
     CHECK(in->identity().uuid.size() == 36);
 }
@@ -148,7 +151,7 @@ TEST_CASE("a separate spare file keeps the whole backing for the image") {
     o.spare_path = d.file("spare");
     auto in = Instance::open(o);
     CHECK(in->geometry().image_bytes().v == 8u << 20);
-    CHECK(in->geometry().spare_slots.v == 255);
+    CHECK(in->geometry().spare_slots.v == 252);
     auto slot = in->remapper().remap(Lba{0}, "manual");
     REQUIRE(slot);
     // Reopen without naming the spare: the database remembers it.
@@ -159,12 +162,41 @@ TEST_CASE("a separate spare file keeps the whole backing for the image") {
 }
 
 TEST_CASE("the label detects corruption") {
-    Label l{"0123", 4096, 100, 10};
+    Label l{"0123", 4096, 100, 10, 2, Label::Role::spare, 77};
     auto raw = l.encode();
     auto back = Label::decode(raw);
     REQUIRE(back);
     CHECK(back->uuid == "0123");
     CHECK(back->spare_slots == 10);
+    CHECK(back->layout == 2);
+    CHECK(back->role == Label::Role::spare);
+    CHECK(back->generation == 77);
     raw[20] ^= std::byte{1};
     CHECK_FALSE(Label::decode(raw));
+}
+
+TEST_CASE("slot headers round-trip and refuse torn or foreign ones") {
+    const std::uint64_t tag = Label{"1234abcd-0000-4000-8000-000000000000"}.device_tag();
+    const SlotHeader h{SlotHeader::State::mapped, Lba{123456789}, 42};
+    auto raw = h.encode(tag);
+    CHECK(SlotHeader::decode(raw.data(), tag) == h);
+    CHECK_FALSE(SlotHeader::decode(raw.data(), tag ^ 2));  // another device's
+    raw[17] ^= std::byte{4};
+    CHECK_FALSE(SlotHeader::decode(raw.data(), tag));  // torn
+    const SlotHeader::Raw zeros{};
+    CHECK(SlotHeader::decode(zeros.data(), tag) == SlotHeader{});  // never written: blank
+    CHECK(SlotHeader{}.encode(tag) == zeros);
+}
+
+TEST_CASE("spare sizes come out the same from the slot count and back") {
+    for (std::uint32_t ss : {512u, 4096u})
+        for (std::uint64_t bytes : {12288ull, 1ull << 20, (1ull << 20) + 777, 3ull << 30}) {
+            CAPTURE(ss);
+            CAPTURE(bytes);
+            const SectorCount n = Geometry::slots_fitting(ByteCount{bytes}, SectorSize(ss));
+            const Geometry g{SectorSize(ss), SectorCount{1}, n};
+            CHECK(g.spare_region_bytes().v <= bytes);
+            const Geometry one_more{SectorSize(ss), SectorCount{1}, SectorCount{n.v + 1}};
+            CHECK(one_more.spare_region_bytes().v > bytes);
+        }
 }

@@ -3,6 +3,7 @@
 #include "fixtures.hpp"
 
 #include <cstring>
+#include <latch>
 #include <thread>
 
 using namespace remapfs;
@@ -149,4 +150,67 @@ TEST_CASE("writers racing a remap never lose data") {
     stop = true;
     writer.join();
     CHECK(read(*s.layer, 4 * 512, 512) == test::pattern(512, last));
+}
+
+namespace {
+
+// Holds the first read of one physical offset until released: the moment between a
+// read-modify-write's read and its write-back, made as long as a test needs.
+class Gate final : public block::BlockLayer {
+public:
+    Gate(std::unique_ptr<block::BlockLayer> next, ByteOffset at) : BlockLayer(std::move(next)), at_(at) {}
+    Result<void> pread(std::span<std::byte> buf, ByteOffset off) override {
+        if (off == at_ && !passed_.exchange(true)) {
+            entered_.count_down();
+            open_.wait();
+        }
+        return next_->pread(buf, off);
+    }
+    void wait_entered() { entered_.wait(); }
+    void open() { open_.count_down(); }
+
+private:
+    ByteOffset at_;
+    std::atomic<bool> passed_{false};
+    std::latch entered_{1};
+    std::latch open_{1};
+};
+
+}  // namespace
+
+TEST_CASE("a whole-sector write waits for a read-modify-write of the same sector in flight") {
+    // 512-byte writes into 4 KiB sectors (a direct-io loop device's default) are RMW: read,
+    // patch, write back. A whole-sector write acknowledged between the read and the write-back
+    // must not be overwritten with the old bytes.
+    test::TempDir dir;
+    FakeClock clock;
+    const Geometry g{SectorSize(4096), SectorCount{16}, SectorCount{4}};
+    auto mem = std::make_unique<block::MemoryBacking>(g.physical_bytes());
+    block::MemoryBacking& raw = *mem;
+    auto gate_owned = std::make_unique<Gate>(std::move(mem), g.data_offset(Lba{3}));
+    Gate& gate = *gate_owned;
+    auto store = db::Store::open(dir.file("t.db"), true, false);
+    remap::TableHolder tables;
+    remap::SpareMeta meta(gate, g, Label{"race", 4096, 16, 4, g.layout}, 1);
+    remap::Remapper remapper(store, tables, gate, g, store.allocator(), {}, clock, meta, 0);
+    block::RemapLayer layer(std::move(gate_owned), g, tables, remapper, clock, false);
+
+    const auto old_sector = test::pattern(4096, 20);
+    REQUIRE(raw.pwrite(old_sector, g.data_offset(Lba{3})));
+    const auto patch = test::pattern(512, 21);
+    const auto whole = test::pattern(4096, 22);
+
+    std::thread rmw([&] { REQUIRE(layer.pwrite(patch, ByteOffset{3 * 4096 + 1024})); });
+    gate.wait_entered();  // the RMW has read the old sector and is held there
+    std::atomic<bool> whole_done{false};
+    std::thread writer([&] {
+        REQUIRE(layer.pwrite(whole, ByteOffset{3 * 4096}));
+        whole_done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK_FALSE(whole_done.load());  // it waits for the RMW rather than land under it
+    gate.open();
+    rmw.join();
+    writer.join();
+    CHECK(read(layer, 3 * 4096, 4096) == whole);  // the last acknowledged write is what is there
 }

@@ -324,7 +324,8 @@ TEST_CASE("16 TiB in the staggered order: checkpoints stay small and the thresho
     remap::TableHolder tables;
     remap::Policy p;
     p.read_retries = 0;
-    remap::Remapper remapper(store, tables, faults, g, store.allocator(), p, clock);
+    remap::SpareMeta meta(faults, g, Label{"huge", 4096, g.image_sectors.v, 64, g.layout}, 0);
+    remap::Remapper remapper(store, tables, faults, g, store.allocator(), p, clock, meta, 0);
     block::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
     Activity activity(clock);
     HistoryWriter history(dir.file("t.db"), clock);

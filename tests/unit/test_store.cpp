@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "fixtures.hpp"
 
 #include <fmt/format.h>
@@ -107,11 +111,11 @@ TEST_CASE("identity and remap rows round-trip") {
     {
         auto s = db::Store::open(d.file("i.db"), true, false);
         s.bind(small_identity(50));
-        REQUIRE(s.commit_remap(Lba{7}, SpareSlot{0}, false, "manual"));
-        REQUIRE(s.commit_remap(Lba{9}, SpareSlot{1}, false, "manual"));
+        REQUIRE(s.commit_remap(Lba{7}, SpareSlot{0}, false, "manual", 1));
+        REQUIRE(s.commit_remap(Lba{9}, SpareSlot{1}, false, "manual", 1));
         // A sector can have only one slot and a slot only one sector.
-        CHECK(s.commit_remap(Lba{7}, SpareSlot{2}, false, "manual").error() == EIO);
-        CHECK(s.commit_remap(Lba{8}, SpareSlot{1}, false, "manual").error() == EIO);
+        CHECK(s.commit_remap(Lba{7}, SpareSlot{2}, false, "manual", 1).error() == EIO);
+        CHECK(s.commit_remap(Lba{8}, SpareSlot{1}, false, "manual", 1).error() == EIO);
     }
     auto s = db::Store::open(d.file("i.db"), false, true);
     auto id = s.identity();
@@ -130,7 +134,7 @@ TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consi
     test::TempDir d;
     auto s = db::Store::open(d.file("b.db"), true, false);
     s.bind(small_identity(5));
-    REQUIRE(s.commit_remap(Lba{1}, SpareSlot{0}, false, "manual"));
+    REQUIRE(s.commit_remap(Lba{1}, SpareSlot{0}, false, "manual", 1));
     REQUIRE(s.commit_pending(Lba{5}, EIO));
     const std::vector<Lba> lbas{Lba{3}, Lba{5}, Lba{8}};
     s.commit_remaps_bulk(lbas, "bench");
@@ -188,4 +192,26 @@ TEST_CASE("a database that was never mounted has an empty mount summary") {
     CHECK(m.count == 0);
     CHECK(m.not_stopped == 0);
     CHECK_FALSE(m.last);
+}
+
+TEST_CASE("a remap commit waits out another connection holding the write lock") {
+    test::TempDir d;
+    auto s = db::Store::open(d.file("busy.db"), true, false);
+    s.bind(small_identity(10));
+    s.connection().set_busy_timeout(20);  // many waits in a short test, as 5 s waits are in life
+    db::Connection other(d.file("busy.db"), db::Connection::Mode::read_write);
+    other.exec("BEGIN IMMEDIATE");  // an operator's sqlite3 session, say
+    Result<void> r = Errno{EINVAL};
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+        r = s.commit_remap(Lba{4}, SpareSlot{0}, false, "write-error", 7);
+        done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // 15 busy timeouts
+    CHECK_FALSE(done.load());
+    other.exec("COMMIT");
+    t.join();
+    CHECK(r);
+    CHECK(s.remap_count() == 1);
+    CHECK(s.identity()->generation == 7);
 }

@@ -8,7 +8,13 @@
 // is known: a write error sends that sector's data to a fresh spare slot and the write still
 // succeeds; a read is retried with backoff and, if the sector stays unreadable, the request
 // fails with EIO and the sector becomes pending. The slow path holds no snapshot while it asks
-// the Remapper for changes.
+// the Remapper for changes. Only media errors (media_error.hpp) do any of that; a host error
+// (ENOSPC from a full host filesystem, EINVAL, ...) goes back to the caller as it is.
+//
+// A partial-sector write is read-modify-write: it must not interleave with any other write of
+// that sector, or a whole-sector write acknowledged between its read and its write-back is
+// lost. Writes take a stripe lock per 1 MiB-sized group of sectors: shared for whole sectors,
+// exclusive for a read-modify-write. Reads take none.
 
 #include "remapfs/block/layer.hpp"
 #include "remapfs/clock.hpp"
@@ -18,8 +24,10 @@
 #include "remapfs/remap/table.hpp"
 
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <mutex>
+#include <shared_mutex>
 
 namespace remapfs::block {
 
@@ -59,16 +67,34 @@ private:
     Result<void> write_one(Lba lba, const std::byte* in);
     Result<void> patch_sector(const SectorSplit::Partial& p, const std::byte* data);  // data null: zeros
 
+    // Stripe locks over groups of kStripeSectors sectors.
+    static constexpr std::uint64_t kStripeSectors = 256;
+    static constexpr std::size_t kStripes = 64;
+    struct alignas(64) Stripe {
+        std::shared_mutex m;
+    };
+    // Holds the stripes of [first, first + n) shared, taken in index order (no deadlock).
+    class SharedStripes {
+    public:
+        SharedStripes(RemapLayer& l, Lba first, SectorCount n);
+        ~SharedStripes();
+        SharedStripes(const SharedStripes&) = delete;
+        SharedStripes& operator=(const SharedStripes&) = delete;
+
+    private:
+        RemapLayer& l_;
+        std::uint64_t mask_ = 0;
+    };
+    std::shared_mutex& stripe_of(Lba l) { return stripes_[(l.v / kStripeSectors) % kStripes].m; }
+
     Geometry geometry_;
     const remap::TableHolder& tables_;
     remap::Remapper& remapper_;
     Clock& clock_;
     bool read_only_;
     health::Activity* activity_ = nullptr;
-    // Read-modify-write of a partial sector must not interleave with another RMW of the same
-    // sector; striped so unrelated sectors never contend. Lock order: stripe, then the table's
-    // writer mutex (taken inside the Remapper).
-    std::array<std::mutex, 64> rmw_locks_;
+    // Lock order: stripes, then the table's writer mutex (taken inside the Remapper).
+    std::array<Stripe, kStripes> stripes_;
 };
 
 }  // namespace remapfs::block

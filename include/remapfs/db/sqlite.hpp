@@ -39,6 +39,8 @@ public:
     const std::string& path() const { return path_; }
     void exec(const std::string& sql);
     std::int64_t query_int(const std::string& sql);  // first column of the first row
+    // How long a statement waits for another connection's lock before SQLITE_BUSY (default 5 s).
+    void set_busy_timeout(int ms) { sqlite3_busy_timeout(db_, ms); }
     [[noreturn]] void fail(int rc, std::string_view what) const;
 
 private:

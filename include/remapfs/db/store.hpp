@@ -27,6 +27,11 @@ struct DeviceIdentity {
     std::uint64_t spare_offset = 0;
     std::uint64_t spare_slots = 0;
     std::int64_t created = 0;
+    std::uint32_t layout = 1;      // of the spare area (geometry.hpp)
+    std::uint64_t generation = 0;  // of the last committed change of the remap table
+    bool dirty = false;            // a read-write session is open, or the last one crashed
+    bool initialised = true;       // false: bound, labels not yet confirmed on disk
+    std::optional<std::string> backing_id;  // sys/storage_id.hpp; nullopt: not recorded
 };
 
 struct RemapRow {
@@ -49,6 +54,15 @@ struct PendingRow {
     std::int64_t last_seen = 0;
     std::uint64_t errors = 0;
     int last_errno = 0;
+};
+
+// The remap state rebuilt from the device's own records (remapctl recover).
+struct RebuiltState {
+    std::vector<std::pair<Lba, SpareSlot>> remaps;  // ascending lba
+    std::vector<std::uint64_t> retired;
+    std::vector<std::uint64_t> free_slots;          // below next_slot, neither remapped nor retired
+    std::uint64_t next_slot = 0;
+    std::uint64_t generation = 0;
 };
 
 struct MountRow {
@@ -76,6 +90,9 @@ public:
     const std::string& path() const { return conn_.path(); }
     std::optional<DeviceIdentity> identity();
     void bind(const DeviceIdentity& id);  // first use: writes the device row
+    void set_initialised();               // the labels are on disk
+    void set_dirty(bool dirty);           // a read-write session starts (true) or ends cleanly
+    void set_backing_id(const std::string& id);
 
     std::vector<RemapRow> remaps();
     // What loading the table at startup needs: each remap's lba and slot in lba order, in one
@@ -83,16 +100,25 @@ public:
     void each_remap(const std::function<void(Lba, SpareSlot)>& f);
     std::uint64_t remap_count();
     AllocatorState allocator();
+    std::vector<std::uint64_t> retired_slots();  // ascending
 
     std::vector<PendingRow> pending();
 
+    // Every commit waits out another connection holding the write lock (the history writer's
+    // batch, an operator's sqlite3 session) for as long as it takes: the data it records is
+    // already safe in its slot, and failing would turn a saved write into EIO.
+    //
+    // Changes of the mapping carry the generation they make the table (device.generation).
     // New remap of lba to slot (and lba is no longer pending). from_free_list: the slot came
     // from free_slot, else it is next_slot (which advances).
-    Result<void> commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason) noexcept;
-    Result<void> commit_unremap(Lba lba, SpareSlot slot) noexcept;
+    Result<void> commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason,
+                              std::uint64_t generation) noexcept;
+    // The slot is freed, or retired if it was the failing copy (a pending sector); the sector is
+    // no longer pending.
+    Result<void> commit_unremap(Lba lba, SpareSlot slot, bool retire_slot, std::uint64_t generation) noexcept;
     // lba moves from a failed slot to a new one; the old slot is retired.
     Result<void> commit_relocate(Lba lba, SpareSlot old_slot, SpareSlot new_slot, bool from_free_list,
-                                 int old_errno) noexcept;
+                                 int old_errno, std::uint64_t generation) noexcept;
     // A slot that was never used for a remap failed its first write.
     Result<void> commit_retire(SpareSlot slot, bool from_free_list, int err) noexcept;
     Result<void> commit_pending(Lba lba, int err) noexcept;
@@ -100,6 +126,9 @@ public:
     // slots from next_slot on, in one transaction, so next_slot stays the count of slots handed
     // out. Not for a store a running Remapper uses: its allocator state would go stale. Throws.
     void commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reason);
+    // Replaces the remap table, the allocator and the pending list with a rebuilt state, in
+    // one transaction (remapctl recover). Throws.
+    void replace_remap_state(const RebuiltState& s);
 
     health::ScanConfig scan_config();
     void save_scan_config(const health::ScanConfig& c);

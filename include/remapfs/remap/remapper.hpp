@@ -5,8 +5,17 @@
 //    moving (I/O on it waits), wait out requests on the old snapshot, copy, fdatasync, commit,
 //    publish. No reader ever sees a slot that does not yet hold the sector's data.
 //  * write errors: the data in hand goes to a fresh slot (a slot that fails is retired and the
-//    next one tried), fdatasync, commit, publish, and only then is the write acknowledged.
+//    next one tried, at most kSlotAttempts per request), fdatasync, commit, publish, and only
+//    then is the write acknowledged.
 //  * read errors: the sector is recorded as pending; its next write gets a fresh slot.
+//
+// Only media errors (block/media_error.hpp) retire a slot; a host error (a full host
+// filesystem, a quota) goes back to the caller. When kFailingStreak slot writes in a row fail,
+// the device is failing, not its slots: writes that need a new slot get EIO and one slot is
+// tried again every kProbeSeconds, so a dying disk does not use up its whole spare.
+//
+// With a self-describing spare (layout 2) every change also writes the slot headers and the
+// label's generation (spare_meta.hpp has the order).
 //
 // Work that must not run inside an I/O request (moves wait for in-flight requests) is queued and
 // run by a background thread, or by drain() in tests and tools.
@@ -17,11 +26,13 @@
 #include "remapfs/geometry.hpp"
 #include "remapfs/health/events.hpp"
 #include "remapfs/remap/policy.hpp"
+#include "remapfs/remap/spare_meta.hpp"
 #include "remapfs/remap/table.hpp"
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <optional>
 #include <set>
 #include <span>
 #include <string_view>
@@ -35,18 +46,26 @@ struct SpareUsage {
     std::uint64_t retired = 0;  // slots that failed and are never used again
     std::uint64_t total = 0;    // all slots
     std::uint64_t pending = 0;  // sectors waiting for a rewrite
+    bool failing = false;       // slot writes keep failing: the device is failing
     std::uint64_t free() const { return total - used - retired; }
     bool exhausted() const { return used + retired >= total; }
 };
 
 class Remapper {
 public:
+    static constexpr unsigned kSlotAttempts = 3;
+    static constexpr unsigned kFailingStreak = 8;
+    static constexpr std::int64_t kProbeSeconds = 30;
+
+    // generation: the table's, as the database has it (the label's may be lower after a crash).
     Remapper(db::Store& store, TableHolder& tables, block::BlockLayer& physical, const Geometry& g,
-             const db::AllocatorState& allocator, Policy policy, Clock& clock);
+             const db::AllocatorState& allocator, Policy policy, Clock& clock, SpareMeta& meta,
+             std::uint64_t generation);
     ~Remapper();
 
     // Moves. EEXIST: already remapped; ENOSPC: no free slot; EINVAL: outside the image; EIO:
-    // the sector could not be read or the slot not written, nothing changed.
+    // the sector (remap) or its slot (unremap) could not be read, or no slot took the data;
+    // a host error as it came. Nothing changed unless it succeeded.
     Result<SpareSlot> remap(Lba lba, std::string_view reason);
     Result<void> unremap(Lba lba);  // ENOENT: not remapped
 
@@ -59,6 +78,10 @@ public:
 
     SpareUsage usage() const;
     const Policy& policy() const { return policy_; }
+    std::uint64_t generation() const { return generation_.load(); }
+    // A slot header or label write failed: the spare's record is behind the database until the
+    // next open puts it right (the daemon leaves the device marked dirty).
+    bool records_behind() const { return records_behind_.load(); }
 
     // Where health events go (the history writer); set before I/O starts.
     void set_event_sink(health::EventSink* sink) { sink_ = sink; }
@@ -81,9 +104,14 @@ private:
     };
     Result<Allocation> allocate();
     void give_back(Allocation a);
-    Result<void> copy_sector(ByteOffset from, ByteOffset to);
-    // Writes `sector` to a fresh slot, retiring slots that fail; returns the slot that took it.
-    Result<Allocation> write_to_fresh_slot(std::span<const std::byte> sector);
+    // Writes `sector` durably to a fresh slot (to `first` first, if given), retiring slots that
+    // fail with a media error; returns the slot that took it. `first` is given back on failure.
+    Result<Allocation> write_to_fresh_slot(std::span<const std::byte> sector, std::optional<Allocation> first = {});
+    // Header, database, label for a new remap of lba (spare_meta.hpp); gives the slot back if
+    // the database refuses.
+    Result<void> commit_new_mapping(Lba lba, Allocation a, std::string_view reason);
+    void record(const Result<void>& r, const char* what);  // a spare-record write's outcome
+    void commit_label(std::uint64_t generation);
     void enqueue(Task t);
     void run(const Task& t);
     void count_slow(Lba lba, std::int64_t latency_us);
@@ -96,12 +124,18 @@ private:
     Geometry geometry_;
     Policy policy_;
     Clock& clock_;
+    SpareMeta& meta_;
     health::EventSink* sink_ = nullptr;
     // Guarded by tables_.writer_mutex().
     std::uint64_t next_slot_;
     std::set<std::uint64_t> free_slots_;
-    std::atomic<std::uint64_t> retired_;
+    std::uint32_t slot_fail_streak_ = 0;
+    std::int64_t probe_after_s_ = 0;
     bool warned_exhausted_ = false;
+    std::atomic<std::uint64_t> retired_;
+    std::atomic<std::uint64_t> generation_;  // the last one handed out: each change takes the next
+    std::atomic<bool> failing_{false};
+    std::atomic<bool> records_behind_{false};
 
     // Counters for flaky and slow sectors; bounded (cleared when they grow past a limit).
     std::mutex counts_mutex_;

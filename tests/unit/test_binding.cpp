@@ -1,0 +1,259 @@
+// What ties a database to its device and refuses the wrong one: labels, the commit generation,
+// a separate spare's backing identity, a first use on a disk that holds data, the database file.
+#include <doctest/doctest.h>
+
+#include "fixtures.hpp"
+#include "remapfs/instance.hpp"
+#include "remapfs/label.hpp"
+#include "remapfs/rebuild.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+using namespace remapfs;
+
+namespace {
+
+void make_file(const std::string& p, std::uint64_t size) {
+    int fd = ::open(p.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
+    ::close(fd);
+}
+
+void write_at(const std::string& p, std::uint64_t off, const void* data, std::size_t n) {
+    int fd = ::open(p.c_str(), O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, data, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n));
+    ::close(fd);
+}
+
+std::vector<std::byte> read_at(const std::string& p, std::uint64_t off, std::size_t n) {
+    std::vector<std::byte> v(n);
+    int fd = ::open(p.c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pread(fd, v.data(), n, static_cast<off_t>(off)) == static_cast<ssize_t>(n));
+    ::close(fd);
+    return v;
+}
+
+InstanceOptions opts(const test::TempDir& d, const std::string& backing = "backing", const std::string& db = "db") {
+    InstanceOptions o;
+    o.backing_path = d.file(backing);
+    o.db_path = d.file(db);
+    return o;
+}
+
+void copy(const std::string& from, const std::string& to) {
+    std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+}
+
+std::vector<std::byte> read_image(Instance& in, Lba lba) {
+    std::vector<std::byte> v(in.geometry().sector_size.bytes());
+    REQUIRE(in.image().pread(v, in.geometry().data_offset(lba)));
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("two same-size backings with separate spares that swap names are refused") {
+    test::TempDir d;
+    for (const char* n : {"a", "b"}) {
+        make_file(d.file(n), 8 << 20);
+        make_file(d.file(std::string(n) + ".spare"), 1 << 20);
+        auto o = opts(d, n, std::string(n) + ".db");
+        o.spare_path = d.file(std::string(n) + ".spare");
+        Instance::open(o).reset();
+    }
+    // After a reboot /dev/sdb is the other disk: here, the files trade names.
+    std::filesystem::rename(d.file("a"), d.file("t"));
+    std::filesystem::rename(d.file("b"), d.file("a"));
+    std::filesystem::rename(d.file("t"), d.file("b"));
+    auto o = opts(d, "a", "a.db");
+    CHECK_THROWS_WITH_AS(Instance::open(o), doctest::Contains("were two disks swapped"), std::runtime_error);
+    SUBCASE("a backing copied on purpose is taken with -o rebind, and remembered") {
+        o.rebind = true;
+        Instance::open(o).reset();
+        o.rebind = false;
+        Instance::open(o).reset();
+    }
+}
+
+TEST_CASE("a restored older database is refused and the table is rebuilt from the device") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    const auto a = test::pattern(4096, 1), b = test::pattern(4096, 2);
+    {
+        auto in = Instance::open(opts(d));
+        REQUIRE(in->image().pwrite(a, ByteOffset{10 * 4096}));
+        REQUIRE(in->remapper().remap(Lba{10}, "manual"));
+    }
+    copy(d.file("db"), d.file("backup.db"));  // yesterday's backup
+    {
+        auto in = Instance::open(opts(d));
+        REQUIRE(in->image().pwrite(b, ByteOffset{20 * 4096}));
+        REQUIRE(in->remapper().remap(Lba{20}, "manual"));
+        REQUIRE(in->remapper().unremap(Lba{10}));
+        REQUIRE(in->remapper().remap(Lba{30}, "manual"));
+    }
+    // The sectors' old places now hold something else: serving the old table would show it.
+    const auto junk = test::pattern(4096, 3);
+    write_at(d.file("backing"), 20 * 4096, junk.data(), junk.size());
+    copy(d.file("backup.db"), d.file("db"));
+    CHECK_THROWS_WITH_AS(Instance::open(opts(d)), doctest::Contains("older than the device"), std::runtime_error);
+
+    RebuildOptions r;
+    r.db_path = d.file("db");
+    const RebuildResult res = rebuild_database(r);
+    CHECK(res.remaps_before == 1);
+    CHECK(res.report.state.remaps.size() == 2);
+    CHECK(res.generation == 4);
+    auto in = Instance::open(opts(d));
+    CHECK_FALSE(in->tables().load()->find(Lba{10}));
+    CHECK(in->tables().load()->find(Lba{20}));
+    CHECK(in->tables().load()->find(Lba{30}));
+    CHECK(read_image(*in, Lba{20}) == b);
+    CHECK(read_image(*in, Lba{10}) == a);
+    // The rebuilt table goes on as usual.
+    REQUIRE(in->remapper().remap(Lba{40}, "manual"));
+    CHECK(in->remapper().generation() == 5);
+}
+
+TEST_CASE("a lost database is rebuilt from the device into a new one") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    const auto a = test::pattern(4096, 4);
+    std::string uuid;
+    {
+        auto in = Instance::open(opts(d));
+        uuid = in->identity().uuid;
+        REQUIRE(in->image().pwrite(a, ByteOffset{7 * 4096}));
+        REQUIRE(in->remapper().remap(Lba{7}, "manual"));
+    }
+    std::filesystem::remove(d.file("db"));
+    RebuildOptions r;
+    r.db_path = d.file("new.db");
+    CHECK_THROWS_WITH_AS(rebuild_database(r), doctest::Contains("give the backing"), std::runtime_error);
+    r.backing_path = d.file("backing");
+    const RebuildResult res = rebuild_database(r);
+    CHECK(res.created_db);
+    CHECK(res.uuid == uuid);
+    write_at(d.file("backing"), 7 * 4096, test::pattern(4096, 5).data(), 4096);
+    auto in = Instance::open(opts(d, "backing", "new.db"));
+    CHECK(in->identity().uuid == uuid);
+    CHECK(read_image(*in, Lba{7}) == a);
+}
+
+TEST_CASE("a first mount refuses a spare area that holds data, and says what") {
+    test::TempDir d;
+    const std::uint64_t size = 16 << 20;
+    make_file(d.file("backing"), size);
+    SUBCASE("a GPT backup header in the last sector") {
+        write_at(d.file("backing"), size - 512, "EFI PART", 8);
+        CHECK_THROWS_WITH_AS(Instance::open(opts(d)), doctest::Contains("GPT backup header"), std::runtime_error);
+    }
+    SUBCASE("a filesystem's data near the end") {
+        const auto junk = test::pattern(4096, 6);
+        write_at(d.file("backing"), size - (200 << 10), junk.data(), junk.size());
+        CHECK_THROWS_WITH_AS(Instance::open(opts(d)), doctest::Contains("give -o force"), std::runtime_error);
+        CHECK_FALSE(std::filesystem::exists(d.file("db")));
+        auto o = opts(d);
+        o.force = true;
+        Instance::open(o).reset();
+        Instance::open(opts(d)).reset();  // and from then on it is ours
+    }
+    SUBCASE("data in the image part is the user's and stays") {
+        const auto data = test::pattern(4096, 7);
+        write_at(d.file("backing"), 4096, data.data(), data.size());
+        auto in = Instance::open(opts(d));
+        CHECK(read_image(*in, Lba{1}) == data);
+    }
+}
+
+TEST_CASE("a first mount cut off between the database and the labels is finished by the next") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    std::string uuid;
+    Geometry g;
+    {
+        auto in = Instance::open(opts(d));
+        uuid = in->identity().uuid;
+        g = in->geometry();
+    }
+    // As if it had stopped right after binding: no labels, and the row says so.
+    const std::vector<std::byte> zeros(g.label_area_bytes().v);
+    write_at(d.file("backing"), g.label_offset().v, zeros.data(), zeros.size());
+    {
+        db::Connection c(d.file("db"), db::Connection::Mode::read_write);
+        c.exec("UPDATE device SET initialised = 0");
+    }
+    auto in = Instance::open(opts(d));
+    CHECK(in->identity().uuid == uuid);
+    std::array<std::byte, 4096> raw{};
+    auto v = read_at(d.file("backing"), g.label_offset().v, 4096);
+    std::copy(v.begin(), v.end(), raw.begin());
+    REQUIRE(Label::decode(raw));
+    CHECK(Label::decode(raw)->uuid == uuid);
+}
+
+TEST_CASE("a torn newest label copy leaves the older one, which the database is not older than") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    Geometry g;
+    {
+        auto in = Instance::open(opts(d));
+        g = in->geometry();
+        REQUIRE(in->remapper().remap(Lba{3}, "manual"));  // generation 1: copy B
+    }
+    const auto junk = test::pattern(512, 8);
+    write_at(d.file("backing"), g.label_offset(1).v + 1024, junk.data(), junk.size());
+    auto in = Instance::open(opts(d));
+    CHECK(in->tables().load()->find(Lba{3}));
+}
+
+TEST_CASE("an unclean stop is noticed and the slot headers are put right at the next open") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    Geometry g;
+    std::uint64_t tag = 0;
+    {
+        auto in = Instance::open(opts(d));
+        g = in->geometry();
+        tag = in->spare_meta().device_tag();
+        REQUIRE(in->remapper().remap(Lba{3}, "manual"));  // slot 0
+    }
+    db::Connection c(d.file("db"), db::Connection::Mode::read_write);
+    CHECK(c.query_int("SELECT dirty FROM device") == 0);  // a clean close
+    // A crash in the middle of the next remap: its header on slot 1, never committed.
+    c.exec("UPDATE device SET dirty = 1");
+    const auto stale = SlotHeader{SlotHeader::State::mapped, Lba{9}, 2}.encode(tag);
+    write_at(d.file("backing"), g.header_block_offset(0).v + kSlotHeaderBytes, stale.data(), stale.size());
+    {
+        auto in = Instance::open(opts(d));
+        CHECK(c.query_int("SELECT dirty FROM device") == 1);  // open
+    }
+    auto raw = read_at(d.file("backing"), g.header_block_offset(0).v, 2 * kSlotHeaderBytes);
+    CHECK(SlotHeader::decode(raw.data(), tag) == SlotHeader{SlotHeader::State::mapped, Lba{3}, 1});
+    CHECK(SlotHeader::decode(raw.data() + kSlotHeaderBytes, tag) == SlotHeader{});
+    CHECK(c.query_int("SELECT dirty FROM device") == 0);
+}
+
+TEST_CASE("the database is created for its owner alone, and links or other owners are refused") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    Instance::open(opts(d)).reset();
+    struct stat st {};
+    REQUIRE(::stat(d.file("db").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    std::filesystem::create_symlink(d.file("db"), d.file("link.db"));
+    CHECK_THROWS_WITH_AS(Instance::open(opts(d, "backing", "link.db")), doctest::Contains("symbolic link"),
+                         std::runtime_error);
+    if (::geteuid() == 0) {
+        REQUIRE(::chown(d.file("db").c_str(), 4321, 4321) == 0);
+        CHECK_THROWS_WITH_AS(Instance::open(opts(d)), doctest::Contains("belongs to uid 4321"), std::runtime_error);
+    }
+}

@@ -1,0 +1,136 @@
+// The spare area's own record: slot headers and label generations written with every change,
+// the table rebuilt from them, and a crash's leftovers put right.
+#include <doctest/doctest.h>
+
+#include "fixtures.hpp"
+#include "remapfs/remap/recover.hpp"
+
+#include <map>
+
+using namespace remapfs;
+
+namespace {
+
+std::map<std::uint64_t, SlotHeader> headers(test::MemStack& s) {
+    std::map<std::uint64_t, SlotHeader> m;
+    REQUIRE(s.meta->read(SpareSlot{0}, s.g.spare_slots.v, [&](SpareSlot slot, const std::optional<SlotHeader>& h) {
+        REQUIRE(h);
+        if (h->state != SlotHeader::State::blank) m[slot.v] = *h;
+    }));
+    return m;
+}
+
+std::uint64_t label_generation(test::MemStack& s, unsigned copy) {
+    std::array<std::byte, 4096> raw{};
+    auto v = s.mem->raw(s.g.label_offset(copy), kLabelBytes);
+    std::copy(v.begin(), v.end(), raw.begin());
+    auto l = Label::decode(raw);
+    return l ? l->generation : 0;
+}
+
+void put_header(test::MemStack& s, SpareSlot slot, SlotHeader h) {
+    REQUIRE(s.meta->write(std::array{remap::SlotChange{slot, h}}));
+}
+
+using State = SlotHeader::State;
+
+}  // namespace
+
+TEST_CASE("every change writes its slot headers and then the label's generation") {
+    test::MemStack s(4096, 64, 8);
+    auto d = test::pattern(4096, 1);
+    REQUIRE(s.layer->pwrite(d, ByteOffset{5 * 4096}));
+    REQUIRE(s.remapper->remap(Lba{5}, "manual"));
+    auto h = headers(s);
+    REQUIRE(h.size() == 1);
+    CHECK(h[0] == SlotHeader{State::mapped, Lba{5}, 1});
+    CHECK(s.remapper->generation() == 1);
+    CHECK(s.meta->generation() == 1);
+    CHECK(std::max(label_generation(s, 0), label_generation(s, 1)) == 1);
+
+    REQUIRE(s.remapper->unremap(Lba{5}));
+    CHECK(headers(s).empty());
+    CHECK(s.meta->generation() == 2);
+    // Both copies are written in turn: the older one each time.
+    CHECK(std::set{label_generation(s, 0), label_generation(s, 1)} == std::set<std::uint64_t>{1, 2});
+
+    // A slot that fails a write is marked retired; its successor mapped.
+    s.inject({{"sectors", "9"}, {"op", "write"}});
+    s.inject({{"sectors", "0"}, {"target", "spare"}, {"op", "write"}});
+    REQUIRE(s.layer->pwrite(d, ByteOffset{9 * 4096}));
+    h = headers(s);
+    CHECK(h[0].state == State::retired);
+    CHECK(h[1] == SlotHeader{State::mapped, Lba{9}, 3});
+}
+
+TEST_CASE("the table is rebuilt from the slot headers alone") {
+    test::MemStack s(4096, 256, 32);
+    auto d = test::pattern(4096, 2);
+    for (std::uint64_t l : {3ull, 10ull, 11ull, 40ull, 200ull}) {
+        REQUIRE(s.layer->pwrite(d, ByteOffset{l * 4096}));
+        REQUIRE(s.remapper->remap(Lba{l}, "manual"));
+    }
+    REQUIRE(s.remapper->unremap(Lba{11}));  // slot 2 freed
+    // A remapped sector whose slot fails moves: its old slot is retired.
+    s.inject({{"sectors", "3"}, {"target", "spare"}, {"op", "write"}});
+    REQUIRE(s.layer->pwrite(d, ByteOffset{40 * 4096}));
+    s.faults->clear();
+
+    auto rep = remap::rebuild(*s.meta, s.g);
+    REQUIRE(rep);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> want, got;
+    for (const auto& r : s.store->remaps()) want.push_back({r.lba.v, r.slot.v});
+    for (const auto& [lba, slot] : rep->state.remaps) got.push_back({lba.v, slot.v});
+    CHECK(got == want);
+    CHECK(rep->state.retired == s.store->retired_slots());
+    CHECK(rep->state.generation == s.remapper->generation());
+    CHECK(rep->state.next_slot == s.store->allocator().next_slot);
+    CHECK(rep->state.free_slots == s.store->allocator().free_slots);
+    CHECK(rep->uncommitted == 0);
+    CHECK(rep->superseded == 0);
+}
+
+TEST_CASE("a header of a change that never committed is ignored and blanked; a newer one wins") {
+    test::MemStack s(4096, 64, 16);
+    auto d = test::pattern(4096, 3);
+    REQUIRE(s.layer->pwrite(d, ByteOffset{7 * 4096}));
+    REQUIRE(s.remapper->remap(Lba{7}, "manual"));  // slot 0, generation 1
+    const std::uint64_t g = s.meta->generation();
+    put_header(s, SpareSlot{1}, {State::mapped, Lba{8}, g + 1});  // crashed before its commit
+    put_header(s, SpareSlot{2}, {State::mapped, Lba{7}, g - 1});  // an older home of sector 7
+    put_header(s, SpareSlot{3}, {State::mapped, Lba{999}, g});    // outside the image
+    auto rep = remap::rebuild(*s.meta, s.g);
+    REQUIRE(rep);
+    REQUIRE(rep->state.remaps.size() == 1);
+    CHECK(rep->state.remaps[0] == std::pair{Lba{7}, SpareSlot{0}});
+    CHECK(rep->uncommitted == 1);
+    CHECK(rep->superseded == 1);
+    CHECK(rep->out_of_range == 1);
+    auto h = headers(s);
+    CHECK(h.size() == 1);  // the leftovers can never win later
+    CHECK(rep->state.next_slot == 1);
+}
+
+TEST_CASE("after an unclean session the headers are put in step with the table") {
+    test::MemStack s(4096, 64, 16);
+    auto d = test::pattern(4096, 4);
+    for (std::uint64_t l : {1ull, 2ull, 3ull}) {
+        REQUIRE(s.layer->pwrite(d, ByteOffset{l * 4096}));
+        REQUIRE(s.remapper->remap(Lba{l}, "manual"));
+    }
+    const std::uint64_t g = s.remapper->generation();
+    put_header(s, SpareSlot{3}, {State::mapped, Lba{50}, g + 1});  // the next slot: a remap cut off
+    put_header(s, SpareSlot{1}, {});                               // an unremap's blank, not committed
+    auto rep = remap::reconcile(*s.meta, *s.tables.load(), s.store->allocator().next_slot, s.store->retired_slots(), g);
+    REQUIRE(rep);
+    CHECK(rep->checked == 4);
+    CHECK(rep->fixed == 2);
+    auto h = headers(s);
+    CHECK(h.size() == 3);
+    CHECK(h[1] == SlotHeader{State::mapped, Lba{2}, g});
+    CHECK_FALSE(h.count(3));
+    // Nothing to do the second time.
+    rep = remap::reconcile(*s.meta, *s.tables.load(), s.store->allocator().next_slot, s.store->retired_slots(), g);
+    REQUIRE(rep);
+    CHECK(rep->fixed == 0);
+}
