@@ -7,4 +7,4 @@ apt-get install -y -qq --no-install-recommends \
     g++ meson ninja-build pkg-config cmake \
     libfuse3-dev liburing-dev fuse3 libsqlite3-dev sqlite3 libfmt-dev libboost-program-options-dev \
     doctest-dev nlohmann-json3-dev \
-    python3 e2fsprogs util-linux fio attr nbdkit libnbd-bin >/dev/null
+    python3 e2fsprogs util-linux fdisk fio attr nbdkit libnbd-bin >/dev/null

@@ -56,6 +56,8 @@ void apply_option(const std::string& opt, Options& o, std::vector<std::string>& 
             o.kernel_options.push_back(opt);
         } else if (key == "force" && !has_value) {
             o.instance.force = true;
+        } else if (key == "rebind" && !has_value) {
+            o.instance.rebind = true;
         } else if (key == "uid") {
             if (need_value()) o.uid = parse_bounded(key, value, 0, UINT32_MAX - 1);
         } else if (key == "gid") {
@@ -157,6 +159,7 @@ std::string usage(const char* argv0) {
         "  -o umask=OOO            mode of the image is 0666 & ~umask (default 077: 0600)\n"
         "  -o sync                 every write is durable before it is acknowledged\n"
         "  -o force                first mount only: take the spare area even where it holds data\n"
+        "  -o rebind               a separate spare's backing was copied or moved on purpose: accept it\n"
         "  -o backing_io=auto|direct|buffered   O_DIRECT on the backing (default auto: O_DIRECT or refuse;\n"
         "                          buffered loses per-sector write error handling)\n"
         "  -o auto_remap=on|off    remap a sector whose write fails (default on; off: EIO + pending)\n"

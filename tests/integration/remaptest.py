@@ -196,8 +196,8 @@ def remapctl(*args, check_rc=True, timeout=120, quiet=False):
     return sh([remapctl_bin(), *args], check_rc=check_rc, timeout=timeout, quiet=quiet)
 
 
-def remapctl_json(*args, timeout=120):
-    r = remapctl(*args, "--json", timeout=timeout)
+def remapctl_json(*args, timeout=120, quiet=False):
+    r = remapctl(*args, "--json", timeout=timeout, quiet=quiet)
     try:
         return json.loads(r.stdout)
     except ValueError as e:
@@ -260,6 +260,32 @@ def pread_file(path, offset, length, direct=False):
         return data
     finally:
         os.close(fd)
+
+
+def write_direct(path, offset, data, flags=0):
+    """One O_DIRECT pwrite of data (a multiple of 512 bytes) at offset; flags: O_DSYNC, O_SYNC..."""
+    fd = os.open(path, os.O_WRONLY | os.O_DIRECT | flags)
+    try:
+        buf = mmap.mmap(-1, len(data))
+        buf[:] = data
+        n = os.pwritev(fd, [buf], offset)
+        buf.close()
+        if n != len(data):
+            raise Fail(f"short O_DIRECT write to {path}: {n} of {len(data)}")
+    finally:
+        os.close(fd)
+
+
+def expect_refused(cmd, needle, timeout=60):
+    """cmd must fail with exactly one line on stderr, containing needle. Returns that line."""
+    r = sh(cmd, check_rc=False, timeout=timeout)
+    lines = nonempty_lines(r.stderr)
+    if r.returncode == 0:
+        raise Fail(f"{' '.join(str(c) for c in cmd)} succeeded; expected a refusal mentioning {needle!r}")
+    if len(lines) != 1 or needle not in lines[0]:
+        raise Fail(f"{' '.join(str(c) for c in cmd)}: expected one line mentioning {needle!r}, got {lines!r}")
+    log(f"  ok: refused (exit {r.returncode}): {lines[0]}")
+    return lines[0]
 
 
 def pwrite_file(path, offset, data):
@@ -608,6 +634,16 @@ class Ctx:
         wait_for_image(mnt, timeout=timeout, proc=proc, logpath=logpath)
         log(f"  daemon pid {proc.pid} serves {mnt}")
         return d
+
+    def expect_mount_refused(self, backing, mnt, opts, needle):
+        """remapfs BACKING MNT -o OPTS (daemonizing) must fail with one line mentioning needle."""
+        cmd = [remapfs_bin(), backing, mnt] + (["-o", opts] if opts else [])
+        try:
+            return expect_refused(cmd, needle)
+        finally:
+            pids = find_daemon_pids(mnt)
+            if is_mounted(mnt) or pids:  # it should not have: take it down again
+                self.add(Daemon(self, backing, mnt, dbfrom(opts), pids[0] if len(pids) == 1 else None))
 
     # ---- loop devices and filesystems
 

@@ -136,7 +136,8 @@ def body(ctx):
     log("--- daemon: bad options")
     for opt in ("spare_size=0", "spare_size=abc", "spare_size=60%", "spare_size=0%", "spare_size=-5M",
                 "spare_size=1Q", "sector_size=1000", "sector_size=abc", "frobnicate=1", "backing_io=sometimes",
-                "name=a/b", "ro", "threads=0", "threads=many", "threads=100000"):
+                "name=a/b", "ro", "threads=0", "threads=many", "threads=100000", "umask=999", "umask=x",
+                "uid=root", "gid=-1", "force=yes"):
         R.daemon_case(f"-o {opt}", good, mnt, f"db={newdb},{opt}", watch=fresh)
     R.daemon_case("-o frobnicate (no value), default db", good, mnt, "frobnicate", watch=fresh)
     R.daemon_case("missing mountpoint directory", good, ctx.path("no-such-mnt"), f"db={newdb}", watch=fresh)
