@@ -65,16 +65,8 @@ int run(int argc, char** argv) {
     FakeClock clock(1'700'000'000LL * 1'000'000);
     const std::int64_t t0 = clock.now_s();
     auto store = db::Store::open(db_path, true, false);
-    db::DeviceIdentity id;
-    id.uuid = "sim";
-    id.backing_path = "null";
-    id.backing_bytes = g.physical_bytes().v;
-    id.sector_size = 4096;
-    id.image_sectors = g.image_sectors.v;
-    id.spare_offset = g.image_bytes().v;
-    id.spare_slots = g.spare_slots.v;
-    id.created = t0;
-    id.layout = g.layout;
+    const db::DeviceIdentity id{"sim", "null", g.physical_bytes().v, 4096, g.image_sectors.v, std::nullopt,
+                                g.image_bytes().v, g.spare_slots.v, t0, g.layout, 0, false, true, std::nullopt};
     store.bind(id);
     health::ScanConfig cfg;
     cfg.sectors_per_scan = 4096;  // 16 MiB reads when idle (the knob's maximum)

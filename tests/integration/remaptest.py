@@ -262,8 +262,9 @@ def pread_file(path, offset, length, direct=False):
         os.close(fd)
 
 
-def write_direct(path, offset, data, flags=0):
-    """One O_DIRECT pwrite of data (a multiple of 512 bytes) at offset; flags: O_DSYNC, O_SYNC..."""
+def write_direct(path, offset, data, flags=0, fsync=False):
+    """One O_DIRECT pwrite of data (a multiple of 512 bytes) at offset; flags: O_DSYNC, O_SYNC...;
+    fsync: and fsync before closing."""
     fd = os.open(path, os.O_WRONLY | os.O_DIRECT | flags)
     try:
         buf = mmap.mmap(-1, len(data))
@@ -272,6 +273,8 @@ def write_direct(path, offset, data, flags=0):
         buf.close()
         if n != len(data):
             raise Fail(f"short O_DIRECT write to {path}: {n} of {len(data)}")
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -8,7 +8,6 @@ run's row open (stopped is NULL) and closes the clean one; a mount starts the WA
 """
 
 import json
-import mmap
 import os
 import random
 import signal
@@ -24,17 +23,7 @@ S = rt.SECTOR
 
 
 def write_direct(path, offset, data):
-    fd = os.open(path, os.O_WRONLY | os.O_DIRECT)
-    try:
-        buf = mmap.mmap(-1, len(data))
-        buf[:] = data
-        n = os.pwritev(fd, [buf], offset)
-        buf.close()
-        if n != len(data):
-            raise rt.Fail(f"short O_DIRECT write: {n} of {len(data)}")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    rt.write_direct(path, offset, data, fsync=True)
 
 
 def body(ctx):

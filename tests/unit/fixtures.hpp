@@ -10,6 +10,10 @@
 #include "remapfs/remap/remapper.hpp"
 #include "remapfs/remap/spare_meta.hpp"
 
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -28,6 +32,21 @@ struct TempDir {
     ~TempDir() { std::filesystem::remove_all(path); }
     std::string file(const std::string& name) const { return (path / name).string(); }
 };
+
+// A sparse file of `size` bytes (made anew).
+inline void make_file(const std::string& p, std::uint64_t size) {
+    int fd = ::open(p.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    REQUIRE(fd >= 0);
+    REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
+    ::close(fd);
+}
+
+// len bytes at off through a layer; the read must succeed.
+inline std::vector<std::byte> read(remapfs::block::BlockLayer& l, std::uint64_t off, std::size_t len) {
+    std::vector<std::byte> v(len);
+    REQUIRE(l.pread(v, remapfs::ByteOffset{off}));
+    return v;
+}
 
 inline std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
     std::vector<std::byte> v(n);

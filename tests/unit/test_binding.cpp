@@ -17,13 +17,8 @@
 using namespace remapfs;
 
 namespace {
+using test::make_file;
 
-void make_file(const std::string& p, std::uint64_t size) {
-    int fd = ::open(p.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
-    REQUIRE(fd >= 0);
-    REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
-    ::close(fd);
-}
 
 void write_at(const std::string& p, std::uint64_t off, const void* data, std::size_t n) {
     int fd = ::open(p.c_str(), O_WRONLY);

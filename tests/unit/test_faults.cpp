@@ -10,11 +10,7 @@ using namespace remapfs;
 using nlohmann::json;
 
 namespace {
-std::vector<std::byte> read(block::BlockLayer& l, std::uint64_t off, std::size_t len) {
-    std::vector<std::byte> v(len);
-    REQUIRE(l.pread(v, ByteOffset{off}));
-    return v;
-}
+using test::read;
 std::vector<std::byte> slice(const std::vector<std::byte>& v, std::size_t off, std::size_t len) {
     return {v.begin() + static_cast<std::ptrdiff_t>(off), v.begin() + static_cast<std::ptrdiff_t>(off + len)};
 }

@@ -14,12 +14,7 @@
 using namespace remapfs;
 
 namespace {
-void make_file(const std::string& p, std::uint64_t size) {
-    int fd = ::open(p.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
-    REQUIRE(fd >= 0);
-    REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
-    ::close(fd);
-}
+using test::make_file;
 InstanceOptions opts(const test::TempDir& d) {
     InstanceOptions o;
     o.backing_path = d.file("backing");

@@ -8,13 +8,7 @@
 
 using namespace remapfs;
 
-namespace {
-std::vector<std::byte> read(block::BlockLayer& l, std::uint64_t off, std::size_t len) {
-    std::vector<std::byte> v(len);
-    REQUIRE(l.pread(v, ByteOffset{off}));
-    return v;
-}
-}  // namespace
+using test::read;
 
 TEST_CASE("unremapped I/O passes straight through, any alignment") {
     test::MemStack s(512, 64, 8);

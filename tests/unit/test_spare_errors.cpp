@@ -7,12 +7,8 @@
 using namespace remapfs;
 
 namespace {
+using test::read;
 std::int64_t count(db::Store& s, const std::string& sql) { return s.connection().query_int(sql); }
-std::vector<std::byte> read(block::BlockLayer& l, std::uint64_t off, std::size_t len) {
-    std::vector<std::byte> v(len);
-    REQUIRE(l.pread(v, ByteOffset{off}));
-    return v;
-}
 }  // namespace
 
 TEST_CASE("a full host filesystem under the image is the writer's ENOSPC, not a bad sector") {
