@@ -23,6 +23,9 @@ struct RebuildOptions {
     std::optional<SpareSize> spare_size;
     std::optional<std::uint32_t> sector_size;
     sys::BackingIo backing_io = sys::BackingIo::automatic;
+    // Rebuild even a database that is not older than the device (normally refused: it is the
+    // truth then, and a mount puts the device's record in step with it).
+    bool force = false;
 };
 
 struct RebuildResult {

@@ -20,7 +20,8 @@ int cmd_recover(const std::string& db, const std::optional<std::string>& backing
         ("spare", po::value<std::string>(), "the separate spare file or device, if the database does not say")
         ("spare-size", po::value<std::string>(), "spare_size= as the device was first mounted (no database)")
         ("sector-size", po::value<std::uint32_t>(), "sector_size= as the device was first mounted (no database)")
-        ("backing-io", po::value<std::string>()->default_value("auto"), "auto, direct or buffered");
+        ("backing-io", po::value<std::string>()->default_value("auto"), "auto, direct or buffered")
+        ("force", po::bool_switch(), "rebuild a database that is not older than the device too");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(args).options(d).run(), vm);
@@ -31,6 +32,7 @@ int cmd_recover(const std::string& db, const std::optional<std::string>& backing
     remapfs::RebuildOptions o;
     o.db_path = db;
     o.backing_path = backing;
+    o.force = vm["force"].as<bool>();
     if (vm.count("spare")) o.spare_path = vm["spare"].as<std::string>();
     try {
         if (vm.count("spare-size")) o.spare_size = remapfs::parse_spare_size(vm["spare-size"].as<std::string>());

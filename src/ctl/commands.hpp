@@ -18,7 +18,7 @@ struct UsageError : std::runtime_error {
 };
 
 // remapctl [--db PATH] [--backing PATH] recover [--spare PATH] [--spare-size SIZE]
-//          [--sector-size N] [--backing-io auto|direct|buffered] [--json]
+//          [--sector-size N] [--backing-io auto|direct|buffered] [--force] [--json]
 int cmd_recover(const std::string& db, const std::optional<std::string>& backing, const std::vector<std::string>& args,
                 bool as_json);
 

@@ -102,7 +102,9 @@ std::string db_from_mount(const std::string& mnt) {
 // -wal/-shm files it creates, a read-write one removes them when it closes. Nothing is written
 // unless a command changes something (a database from an older remapfs is upgraded).
 remapfs::db::Store open_store(const std::string& db) {
-    return remapfs::db::Store::open(db, false, ::access(db.c_str(), W_OK) != 0);
+    // Reading is allowed on anybody's database (root looking at a user's); what changes a
+    // device opens it through an Instance, which checks the owner.
+    return remapfs::db::Store::open(db, false, ::access(db.c_str(), W_OK) != 0, remapfs::db::Store::Owner::any);
 }
 
 // Status of the daemon serving this database, if any.
@@ -155,6 +157,7 @@ int cmd_status(const std::string& db, bool as_json) {
         u.retired = (*r)["spare_slots_retired"].get<std::uint64_t>();
         u.pending = (*r)["pending"].get<std::uint64_t>();
         u.failing = r->value("state", std::string()) == "spare-failing";
+        u.records_behind = !r->value("spare_records_current", true);
         generation = r->value("generation", generation);
     }
     json st = remapfs::control::status_json(id, db, u, generation);
@@ -187,6 +190,12 @@ int cmd_status(const std::string& db, bool as_json) {
     std::cout << fmt::format("sector size:  {} bytes\n", id.sector_size);
     std::cout << fmt::format("image:        {} sectors ({} bytes)\n", id.image_sectors, id.image_sectors * id.sector_size);
     std::cout << fmt::format("spare slots:  {} used, {} retired, {} free of {}\n", u.used, u.retired, u.free(), u.total);
+    std::cout << fmt::format("layout:       {} ({}), remap table at generation {}\n", id.layout,
+                             id.layout >= 2 ? "slot headers: remapctl recover can rebuild the table"
+                                            : "remapfs 0.1: no slot headers", generation);
+    if (u.records_behind)
+        std::cout << "spare record: behind the database (a slot header or label write failed; the next mount "
+                     "rewrites it)\n";
     std::cout << fmt::format("remaps:       {}\n", u.used);
     std::cout << fmt::format("pending:      {}\n", u.pending);
     std::cout << fmt::format("state:        {}\n", st["state"].get<std::string>());
@@ -577,12 +586,14 @@ int run(int argc, char** argv) {
                      "remapctl [TARGET] scan report [--json]          device score, worst regions, recent events\n"
                      "  Settings are kept in the database; with no daemon they are changed there.\n"},
             {"recover", "remapctl [--db PATH] [--backing PATH] recover [--spare PATH] [--spare-size SIZE]\n"
-                        "                         [--sector-size 512|4096] [--backing-io auto|direct|buffered] [--json]\n"
+                        "                         [--sector-size 512|4096] [--backing-io auto|direct|buffered] [--force]\n"
+                        "                         [--json]\n"
                         "  Rebuilds the remap table of a lost or stale database (one the daemon refused as older\n"
                         "  than the device) from the device's labels and slot headers. An existing database keeps\n"
                         "  its history and settings; a missing one is created (give --backing, and --spare,\n"
                         "  --spare-size and --sector-size as the device was first mounted). Refused while a\n"
-                        "  daemon serves the device.\n"},
+                        "  daemon serves the device, and for a database that is not older than the device\n"
+                        "  (a mount is what puts the device in step with it) unless --force.\n"},
             {"inject", "remapctl [TARGET] inject add --sectors N|A-B [--target image|spare] [--op read|write|both]\n"
                        "                           [--errno EIO|...|none] [--latency-ms MS] [--probability P]\n"
                        "                           [--after-ops N] [--at UNIXTIME]\n"

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <mutex>
 #include <cstring>
 #include <stdexcept>
 
@@ -47,6 +48,9 @@ json status_json(const db::DeviceIdentity& id, const std::string& db_path, const
         {"slots_offset", id.spare_offset + (g.slot_offset(SpareSlot{0}).v - g.label_offset().v)},
         {"layout", id.layout},
         {"generation", generation},
+        // False where a slot header or label write failed: remapctl recover would then miss
+        // changes since; the next mount rewrites them from the table.
+        {"spare_records_current", !u.records_behind},
         {"sector_size", id.sector_size},
         {"image_sectors", id.image_sectors},
         {"image_bytes", image_bytes},
@@ -97,6 +101,9 @@ json inject(Instance& in, const json& req) {
 }
 
 json scan(Instance& in, const json& req) {
+    // Requests come from several control workers: a read-modify-write of the settings at a time.
+    static std::mutex settings;
+    std::lock_guard lock(settings);
     health::Scanner* sc = in.scanner();
     if (!sc) return failure(EPERM, "this mount runs no scanner (-o noscan or read-only)");
     const std::string action = req.value("action", "status");

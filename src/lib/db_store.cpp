@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -18,7 +20,7 @@
 
 namespace remapfs::db {
 
-Store Store::open(const std::string& path, bool create, bool read_only) {
+Store Store::open(const std::string& path, bool create, bool read_only, Owner owner) {
     // The remap table decides where every sector is read from: a database that somebody else
     // can write, or reach through a link, is refused, and a new one is created for its owner
     // alone (SQLite gives its -wal and -shm the database file's mode).
@@ -29,10 +31,10 @@ Store Store::open(const std::string& path, bool create, bool read_only) {
     if (!exists && (read_only || !create))
         throw std::runtime_error(fmt::format("database {} does not exist", path));
     if (exists && !S_ISREG(st.st_mode)) throw std::runtime_error(fmt::format("database {} is not a regular file", path));
-    if (exists && st.st_uid != ::geteuid())
+    if (exists && owner == Owner::checked && st.st_uid != ::geteuid())
         throw std::runtime_error(fmt::format("database {} belongs to uid {}, not to uid {} who opens it", path,
                                              st.st_uid, ::geteuid()));
-    if (exists && !read_only)  // made by an older remapfs: 0644
+    if (exists && !read_only && st.st_uid == ::geteuid())  // made by an older remapfs: 0644
         for (const char* suffix : {"", "-wal", "-shm"}) {
             struct stat f {};
             const std::string p = path + suffix;
@@ -216,6 +218,7 @@ bool lock_contention(int code) {
 // any other SQLite failure becomes EIO, logged with its code.
 template <typename F>
 Result<void> in_transaction(Connection& c, const char* what, std::uint64_t n, F&& body) noexcept {
+    auto last_said = std::chrono::steady_clock::now() - std::chrono::hours(1);
     for (unsigned waits = 0;; ++waits) {
         try {
             Transaction txn(c);
@@ -228,8 +231,13 @@ Result<void> in_transaction(Connection& c, const char* what, std::uint64_t n, F&
                 log::error("{} {}: {}", what, n, e.what());
                 return Errno{EIO};
             }
-            log::warning("{} {}: database {} is locked by another connection (a sqlite3 session?); still waiting",
-                         what, n, c.path());
+            // BUSY came after the busy timeout's wait; LOCKED comes at once: pause either way.
+            if (const auto now = std::chrono::steady_clock::now(); now - last_said > std::chrono::seconds(5)) {
+                log::warning("{} {}: database {} is locked by another connection (a sqlite3 session?); still "
+                             "waiting", what, n, c.path());
+                last_said = now;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         } catch (const std::exception& e) {
             log::error("{} {}: {}", what, n, e.what());
             return Errno{EIO};

@@ -78,19 +78,22 @@ void check_bound(const db::DeviceIdentity& id, const LabelsOnDisk& found, const 
 // knows it by its identity, and a changed one is another disk unless the operator says not.
 void check_backing_identity(db::Store& store, const db::DeviceIdentity& id, const std::string& backing,
                             const std::string& db_path, bool rebind, bool read_only) {
-    const std::string now = sys::storage_identity(backing);
-    if (id.backing_id && !id.backing_id->empty() && now != *id.backing_id) {
-        if (!rebind)
-            throw runtime_error(fmt::format(
-                "backing {} is not the one database {} was made for: that was {}, this is {}; were two disks swapped? "
-                "(if the backing was copied or moved on purpose, mount once with -o rebind)",
-                backing, db_path, *id.backing_id, now.empty() ? "unknown" : now));
-        log::warning("backing {} is now {} (was {}): recorded, as -o rebind says", backing, now, *id.backing_id);
+    const sys::StorageId now = sys::StorageId::of(backing);
+    if (id.backing_id && !id.backing_id->empty()) {
+        const sys::StorageId then = sys::StorageId::parse(*id.backing_id);
+        if (!then.same_as(now)) {
+            if (!rebind)
+                throw runtime_error(fmt::format(
+                    "backing {} is not the one database {} was made for: that was {}, this is {}; were two disks "
+                    "swapped? (if the backing was copied or moved on purpose, mount once with -o rebind)",
+                    backing, db_path, then.text(), now.empty() ? "unknown" : now.text()));
+            log::warning("backing {} is now {} (was {}): recorded, as -o rebind says", backing, now.text(), then.text());
+        }
     }
-    if (now.empty() && !id.backing_id)
-        log::warning("backing {} has no stable identity (no WWN, serial or inode to go by): nothing tells it apart "
-                     "from another disk of the same size", backing);
-    if (!read_only && id.backing_id != std::optional<std::string>(now)) store.set_backing_id(now);
+    if (!now.has_stable_name() && !id.backing_id)
+        log::warning("backing {} has no stable name (no WWN, serial or inode to go by): nothing tells it apart from "
+                     "another disk of the same size", backing);
+    if (!read_only && id.backing_id != std::optional<std::string>(now.text())) store.set_backing_id(now.text());
 }
 
 // A first use may take only a spare area that holds nothing (or, after a crash half-way
@@ -221,12 +224,17 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
             d.initialised = false;
             in->store_->bind(d);
             id = d;
+            // Bound: from here on a failure leaves a database the next open finishes, not a
+            // label whose database was removed.
+            guard.armed = false;
         }
         write_labels(at.fd, at.offset, layout.g, id->uuid, at.separate ? Label::Role::spare : Label::Role::tail,
                      at.where);
         in->store_->set_initialised();
         id->initialised = true;
         found = read_labels(at.fd, at.offset, layout.g, at.where);
+        if (!found.spare || found.spare->uuid != id->uuid)
+            throw runtime_error(fmt::format("the label just written to {} does not read back", at.where));
         log::info("initialised device {} on {}: {} sectors of {} bytes, {} spare slots", id->uuid, o.backing_path,
                   id->image_sectors, ss, id->spare_slots);
     }
@@ -287,10 +295,15 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     if (!o.read_only && was_dirty && layout.g.self_describing()) {
         auto rep = remap::reconcile(*in->meta_, *in->tables_.load(), alloc.next_slot, in->store_->retired_slots(),
                                     id->generation);
-        if (!rep)
-            log::warning("the last session of device {} did not end cleanly, and checking its slot headers failed: {}",
-                         id->uuid, errno_name(rep.error()));
-        else if (rep->fixed || rep->label_caught_up)
+        if (!rep || in->meta_->records_lost()) {
+            // Left as it is, a header of a change that never committed could pass for one once
+            // the label moves on: the device stays marked, and the next open tries again.
+            in->remapper_->mark_records_behind();
+            log::error("the last session of device {} did not end cleanly, and its slot headers could not all be put "
+                       "back in step with the database{}{}; serving goes on, the next mount tries again",
+                       id->uuid, rep ? "" : ": ", rep ? "" : errno_name(rep.error()));
+        }
+        if (rep && (rep->fixed || rep->label_caught_up))
             log::warning("the last session of device {} did not end cleanly: {} of {} slot headers{} put back in step "
                          "with the database", id->uuid, rep->fixed, rep->checked,
                          rep->label_caught_up ? " and the label" : "");

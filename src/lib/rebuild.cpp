@@ -86,14 +86,19 @@ RebuildResult rebuild_database(const RebuildOptions& o) {
     if (id && label.uuid != id->uuid)
         throw runtime_error(fmt::format("{} belongs to remapfs device {}, but database {} is for device {}", spare_where,
                                         label.uuid, o.db_path, id->uuid));
+    if (id && id->initialised && id->generation >= label.generation && !o.force)
+        throw runtime_error(fmt::format(
+            "database {} is not older than the device (generation {}, the label's {}): it is the one to trust; mount "
+            "it and the mount puts the device's own record in step (--force rebuilds from the device anyway)",
+            o.db_path, id->generation, label.generation));
     if (!dev.layout.g.self_describing())
         throw runtime_error(fmt::format("device {} was made by remapfs 0.1 (layout 1): its spare area keeps no slot "
                                         "headers, so its table cannot be rebuilt from it", label.uuid));
     // A separate spare's backing carries no label; the database's record of it is all there is.
-    const std::string backing_id = sys::storage_identity(*backing_path);
-    if (spare && id && id->backing_id && !id->backing_id->empty() && *id->backing_id != backing_id)
+    const sys::StorageId backing_id = sys::StorageId::of(*backing_path);
+    if (spare && id && id->backing_id && !sys::StorageId::parse(*id->backing_id).same_as(backing_id))
         throw runtime_error(fmt::format("backing {} is not the one database {} was made for (that was {}, this is {})",
-                                        *backing_path, o.db_path, *id->backing_id, backing_id));
+                                        *backing_path, o.db_path, *id->backing_id, backing_id.text()));
 
     block::Backing bottom(dev.layout.g, backing.fd.get(), spare ? spare->fd.get() : -1,
                           ByteOffset{dev.layout.spare_offset}, backing.direct);
@@ -121,7 +126,7 @@ RebuildResult rebuild_database(const RebuildOptions& o) {
         d.created = std::time(nullptr);
         d.layout = label.layout;
         d.generation = label.generation;
-        if (spare) d.backing_id = backing_id;
+        if (spare) d.backing_id = backing_id.text();
         store->bind(d);
     } else {
         res.remaps_before = store->remap_count();

@@ -72,6 +72,7 @@ Result<ReconcileReport> reconcile(SpareMeta& meta, const Table& table, std::uint
     if (write_error) write_error = fixes.flush();
     if (!write_error) return Errno{write_error.error()};
     rep.fixed = fixes.count();
+    meta.records_restored();  // an unreadable block read as all invalid, so all of it was rewritten
     if (meta.generation() < generation) {
         REMAPFS_TRY(meta.commit(generation));
         rep.label_caught_up = true;

@@ -80,7 +80,11 @@ void Remapper::record(const Result<void>& r, const char* what) {
                      "database until the next mount puts it right", what, errno_name(r.error()));
 }
 
-void Remapper::commit_label(std::uint64_t generation) { record(meta_.commit(generation), "the label"); }
+void Remapper::commit_label(std::uint64_t generation) {
+    // One copy failing is what the two are for: the other takes the generation.
+    if (meta_.commit(generation)) return;
+    record(meta_.commit(generation), "the label");
+}
 
 Result<Remapper::Allocation> Remapper::write_to_fresh_slot(std::span<const std::byte> sector,
                                                            std::optional<Allocation> first) {
@@ -109,6 +113,7 @@ Result<Remapper::Allocation> Remapper::write_to_fresh_slot(std::span<const std::
         // Not the slot's fault (the host filesystem is full, say): nothing to retire.
         if (!block::is_media_error(w.error())) {
             give_back(a);
+            if (probing) probe_after_s_ = now + kProbeSeconds;
             return Errno{w.error()};
         }
         if (++slot_fail_streak_ >= kFailingStreak) {
@@ -192,16 +197,21 @@ Result<void> Remapper::unremap(Lba lba) {
     const std::uint32_t ss = geometry_.sector_size.bytes();
     auto done = physical_.pread({sector, ss}, geometry_.slot_offset(slot));
     if (done) done = physical_.pwrite_durable({sector, ss}, geometry_.data_offset(lba));
-    // A pending sector's slot is the copy that failed to read: it is retired, not reused.
-    const std::uint64_t g = generation_ + 1;
-    if (done) done = store_.commit_unremap(lba, slot, prev->pending, g);
+    // The slot stops claiming the sector before the table lets it go: the sector's own place
+    // holds the data now, so a rebuild from either state is right. A pending sector's slot is
+    // the copy that failed to read: it is retired, not reused.
+    const std::uint64_t g = ++generation_;
+    const SlotHeader after = prev->pending ? SlotHeader{SlotHeader::State::retired, lba, g} : SlotHeader{};
+    if (done) done = meta_.write(std::array{SlotChange{slot, after}});
+    if (done) {
+        done = store_.commit_unremap(lba, slot, prev->pending, g);
+        if (!done)  // back as it was; if even that fails, the next open puts it right
+            record(meta_.write(std::array{SlotChange{slot, {SlotHeader::State::mapped, lba, g - 1}}}), "a slot header");
+    }
     if (!done) {
         tables_.update([&](const Table& t) { return t.with(*prev); }, TableHolder::Grace::skip);
         return Errno{done.error()};
     }
-    generation_ = g;
-    const SlotHeader after = prev->pending ? SlotHeader{SlotHeader::State::retired, lba, g} : SlotHeader{};
-    record(meta_.write(std::array{SlotChange{slot, after}}), "a slot header");
     commit_label(g);
     tables_.update([&](const Table& t) { return t.without(lba); }, TableHolder::Grace::skip);
     if (prev->pending) ++retired_;
@@ -235,8 +245,10 @@ Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> secto
             return Errno{EIO};
         }
         ++retired_;
-        record(meta_.write(std::array{SlotChange{prev->slot, {SlotHeader::State::retired, lba, g}}}), "a slot header");
+        // The label first: until it has g, the new slot's header counts as uncommitted, and the
+        // old slot's {mapped, lba} is what a rebuild must find (it holds the acknowledged data).
         commit_label(g);
+        record(meta_.write(std::array{SlotChange{prev->slot, {SlotHeader::State::retired, lba, g}}}), "a slot header");
         tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
         log::warning("sector {}: spare slot {} failed, moved to slot {}", lba.v, prev->slot.v, a->slot.v);
         emit(health::EventKind::remap, lba, -1, "slot-failed");
@@ -359,7 +371,8 @@ void Remapper::start_worker() {
 
 SpareUsage Remapper::usage() const {
     Snapshot cur = tables_.load();
-    return {cur->slots_used(), retired_.load(), geometry_.spare_slots.v, cur->pending(), failing_.load()};
+    return {cur->slots_used(), retired_.load(), geometry_.spare_slots.v, cur->pending(), failing_.load(),
+            records_behind()};
 }
 
 }  // namespace remapfs::remap

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace remapfs::remap {
 
@@ -20,7 +21,13 @@ Result<void> SpareMeta::write(std::span<const SlotChange> changes) {
     for (std::size_t i = 0; i < order.size();) {
         const std::uint64_t b = changes[order[i]].slot.v / kHeadersPerBlock;
         const ByteOffset at = geometry_.header_block_offset(b);
-        REMAPFS_TRY(physical_.pread({block, sizeof block}, at));
+        if (!physical_.pread({block, sizeof block}, at)) {
+            // The others' headers in this block are unreadable, so lost already: write ours into
+            // a blank block (a write is what reallocates a bad sector) and say that the record
+            // lags, so the next open rewrites them from the table.
+            std::memset(block, 0, sizeof block);
+            lost_ = true;
+        }
         for (; i < order.size() && changes[order[i]].slot.v / kHeadersPerBlock == b; ++i) {
             const SlotChange& c = changes[order[i]];
             const SlotHeader::Raw raw = c.header.encode(tag_);
@@ -36,9 +43,10 @@ Result<void> SpareMeta::commit(std::uint64_t generation) {
     Label l = label_;
     l.generation = generation;
     alignas(4096) const auto raw = l.encode();
-    REMAPFS_TRY(physical_.pwrite_durable({raw.data(), raw.size()}, geometry_.label_offset(next_copy_)));
+    const unsigned copy = next_copy_;
+    next_copy_ ^= 1U;  // written or not, the other copy is next: a retry does not hit this one again
+    REMAPFS_TRY(physical_.pwrite_durable({raw.data(), raw.size()}, geometry_.label_offset(copy)));
     label_ = l;
-    next_copy_ ^= 1U;
     return ok();
 }
 
@@ -53,9 +61,19 @@ Result<void> SpareMeta::read(SpareSlot first, std::uint64_t count,
     while (slot < end) {
         const std::uint64_t b0 = slot / kHeadersPerBlock;
         const std::uint64_t b1 = std::min((end + kHeadersPerBlock - 1) / kHeadersPerBlock, b0 + kChunkBlocks);
-        REMAPFS_TRY(physical_.pread({buf.data(), (b1 - b0) * kHeaderBlockBytes}, geometry_.header_block_offset(b0)));
-        for (; slot < end && slot < b1 * kHeadersPerBlock; ++slot)
-            f(SpareSlot{slot}, SlotHeader::decode(buf.data() + (slot - b0 * kHeadersPerBlock) * kSlotHeaderBytes, tag_));
+        std::vector<bool> readable(b1 - b0, true);
+        if (!physical_.pread({buf.data(), (b1 - b0) * kHeaderBlockBytes}, geometry_.header_block_offset(b0))) {
+            // A failing disk: the blocks one by one, and what cannot be read is reported as such.
+            for (std::uint64_t b = b0; b < b1; ++b)
+                readable[b - b0] = bool(physical_.pread(
+                    {buf.data() + (b - b0) * kHeaderBlockBytes, kHeaderBlockBytes}, geometry_.header_block_offset(b)));
+        }
+        for (; slot < end && slot < b1 * kHeadersPerBlock; ++slot) {
+            const std::uint64_t b = slot / kHeadersPerBlock;
+            f(SpareSlot{slot}, readable[b - b0] ? SlotHeader::decode(buf.data() + (slot - b0 * kHeadersPerBlock) *
+                                                                                      kSlotHeaderBytes, tag_)
+                                                : std::nullopt);
+        }
     }
     return ok();
 }

@@ -25,6 +25,10 @@ Every cycle, on the same backing and database:
   8. sqlite3 DB 'PRAGMA integrity_check' is ok; remapctl --db DB list --json parses and agrees
      with table remap; the spare allocator tables agree (no slot both used and free/retired, all
      below next_slot); nothing pending; then a clean stop.
+  9. the device's own record agrees: `remapctl recover` into a scratch database (as if the
+     database were lost) rebuilds the same remaps and retired slots from the slot headers; every
+     5th cycle the rebuilt database replaces the real one, so the next cycle's check (7) reads
+     every acknowledged block through a table rebuilt from the device.
 Exit 0 only if every cycle passes. Prints one line per cycle and a final summary:
     crash loop: N cycles, M acknowledged writes, 0 lost, 0 DB check failures
 
@@ -312,6 +316,28 @@ def body_for(args):
                 problems.append(f"pending sectors after a write-only fault run: {pend[:10]}")
             loop2.detach()
             d2.stop()
+
+            # 9: the device's own record says the same as the database
+            scratch = ctx.path("rebuilt.db")
+            for sfx in ("", "-wal", "-shm"):
+                if os.path.exists(scratch + sfx):
+                    os.unlink(scratch + sfx)
+            rt.remapctl("--db", scratch, "--backing", backing, "recover", "--spare-size", SPARE_SIZE, quiet=True)
+            rebuilt = {int(r[0]): int(r[1]) for r in ft.query(scratch, "select lba, spare_slot from remap")}
+            mine = {lba: v[0] for lba, v in rows.items()}
+            if rebuilt != mine:
+                diff = sorted(set(rebuilt.items()) ^ set(mine.items()))[:10]
+                problems.append(f"the table rebuilt from the device differs from the database: {diff}")
+                totals["db_fail"] += 1
+            retired_db = sorted(int(r[0]) for r in ft.query(db, "select slot from retired_slot"))
+            retired_dev = sorted(int(r[0]) for r in ft.query(scratch, "select slot from retired_slot"))
+            if retired_db != retired_dev:
+                problems.append(f"retired slots: database {retired_db[:10]}, device {retired_dev[:10]}")
+            if cycle % 5 == 0:
+                for sfx in ("", "-wal", "-shm"):
+                    if os.path.exists(db + sfx):
+                        os.unlink(db + sfx)
+                os.rename(scratch, db)
 
             totals["acked"] += acked
             totals["lost"] += lost

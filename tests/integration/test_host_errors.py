@@ -8,11 +8,14 @@
   backing_io=buffered; with it, the mount works and warns.
 - `remapctl remap` on a live mount whose first free spare slot fails its write: the slot is
   retired and the next one used; the data reads back from it.
+- A remap stuck for 10 s on a slot that does not answer leaves `remapctl status` answered.
 """
 
 import errno
 import os
+import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -114,7 +117,33 @@ def bad_slot_on_manual_remap(ctx):
     d.stop()
 
 
+def stuck_remap_leaves_status(ctx):
+    backing = ctx.path("stuck.img")
+    rt.make_sparse(backing, 64 * rt.MiB)
+    db = ctx.path("stuck.db")
+    mnt = ctx.mkdir("mnt-stuck")
+    d = ctx.mount_fg(backing, mnt, f"db={db},noscan,allow_inject")
+    rt.remapctl("--db", db, "inject", "add", "--sectors", "0", "--target", "spare", "--op", "write",
+                "--errno", "none", "--latency-ms", "10000")
+    stuck = subprocess.Popen([rt.remapctl_bin(), "--db", db, "remap", "9"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        t0 = time.monotonic()
+        st = rt.remapctl_json("--db", db, "status")
+        took = time.monotonic() - t0
+        check(stuck.poll() is None, "the remap is still waiting on its slot")
+        check(took < 3, f"status answered in {took:.2f} s beside it")
+        check_eq(st["daemon"]["running"], True, "from the live daemon")
+    finally:
+        out, err = stuck.communicate(timeout=60)
+    check_eq(stuck.returncode, 0, f"the remap finished once the slot answered ({out.strip()}{err.strip()})")
+    d.stop()
+
+
 def body(ctx):
+    log("--- a remap stuck on the backing")
+    stuck_remap_leaves_status(ctx)
     log("--- a host filesystem that fills up")
     full_host(ctx)
     log("--- a host filesystem without O_DIRECT")

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -55,6 +56,27 @@ inline std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
     return v;
 }
 
+// Calls `before_write` (when set) ahead of every write that passes: a test can take the
+// device's state at the moment a given write is issued (a power cut just before it).
+class Tap final : public remapfs::block::BlockLayer {
+public:
+    using BlockLayer::BlockLayer;
+    std::function<void(remapfs::ByteOffset)> before_write;
+    remapfs::Result<void> pwrite(std::span<const std::byte> b, remapfs::ByteOffset off) override {
+        if (before_write) before_write(off);
+        return next_->pwrite(b, off);
+    }
+    remapfs::Result<void> pwrite_durable(std::span<const std::byte> b, remapfs::ByteOffset off) override {
+        if (before_write) before_write(off);
+        return next_->pwrite_durable(b, off);
+    }
+    void pwrite_runs(std::span<remapfs::block::IoRun> runs) override {
+        if (before_write)
+            for (const auto& r : runs) before_write(r.off);
+        next_->pwrite_runs(runs);
+    }
+};
+
 // Image of `sectors` sectors + spare of `slots` slots on a MemoryBacking under a FaultInjector,
 // with a store on disk and a fake clock (retry backoff and injected latency cost no time).
 struct MemStack {
@@ -62,6 +84,7 @@ struct MemStack {
     remapfs::FakeClock clock;
     remapfs::Geometry g;
     remapfs::block::MemoryBacking* mem = nullptr;
+    Tap* tap = nullptr;
     remapfs::block::FaultInjector* faults = nullptr;
     remapfs::remap::TableHolder tables;
     std::optional<remapfs::db::Store> store;
@@ -75,7 +98,9 @@ struct MemStack {
                               remapfs::SectorCount{slots}};
         auto m = std::make_unique<remapfs::block::MemoryBacking>(g.physical_bytes());
         mem = m.get();
-        auto f = std::make_unique<remapfs::block::FaultInjector>(std::move(m), g, clock);
+        auto t = std::make_unique<Tap>(std::move(m));
+        tap = t.get();
+        auto f = std::make_unique<remapfs::block::FaultInjector>(std::move(t), g, clock);
         faults = f.get();
         store.emplace(remapfs::db::Store::open(dir.file("t.db"), true, false));
         meta = std::make_unique<remapfs::remap::SpareMeta>(

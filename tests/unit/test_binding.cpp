@@ -6,10 +6,13 @@
 #include "remapfs/instance.hpp"
 #include "remapfs/label.hpp"
 #include "remapfs/rebuild.hpp"
+#include "remapfs/sys/storage_id.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <cstring>
 #include <filesystem>
@@ -251,4 +254,83 @@ TEST_CASE("the database is created for its owner alone, and links or other owner
         REQUIRE(::chown(d.file("db").c_str(), 4321, 4321) == 0);
         CHECK_THROWS_WITH_AS(Instance::open(opts(d)), doctest::Contains("belongs to uid 4321"), std::runtime_error);
     }
+}
+
+namespace {
+std::uint64_t fnv1a(const std::byte* p, std::size_t n) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<std::uint64_t>(p[i])) * 0x100000001b3ULL;
+    return h;
+}
+}  // namespace
+
+TEST_CASE("a device made by remapfs 0.1 (layout 1) mounts as before and keeps its layout") {
+    test::TempDir d;
+    const std::uint64_t size = 16 << 20, spare = 1 << 20, image = size - spare, slots = (spare - 4096) / 4096;
+    make_file(d.file("backing"), size);
+    const std::string backing = std::filesystem::canonical(d.file("backing")).string();
+    {
+        // What 0.1 left: schema 6, its device row, sector 3 remapped to slot 0.
+        db::Connection c(d.file("db"), db::Connection::Mode::read_write_create);
+        const auto& ladder = db::schema_ladder();
+        REQUIRE(db::migrate(c, std::vector<db::Migration>(ladder.begin(), ladder.begin() + 6)) == 6);
+        c.exec(fmt::format("INSERT INTO device VALUES (1, 'old-device', '{}', {}, 4096, {}, NULL, {}, {}, 0)", backing,
+                           size, image / 4096, image, slots));
+        c.exec("INSERT INTO remap VALUES (3, 0, 'active', 'manual', 0); UPDATE allocator SET next_slot = 1");
+    }
+    // Its label: format 1 (no layout, role or generation), one copy right after the image.
+    auto raw = Label{"old-device", 4096, image / 4096, slots}.encode();
+    raw[8] = std::byte{1};
+    std::fill(raw.begin() + 68, raw.begin() + 84, std::byte{0});
+    const std::uint64_t sum = fnv1a(raw.data(), 4096 - 8);
+    for (int i = 0; i < 8; ++i) raw[4096 - 8 + i] = static_cast<std::byte>(sum >> (8 * i));
+    write_at(d.file("backing"), image, raw.data(), raw.size());
+    const auto data = test::pattern(4096, 9);
+    write_at(d.file("backing"), image + 4096, data.data(), data.size());  // slot 0, layout 1
+
+    auto in = Instance::open(opts(d));
+    CHECK(in->geometry().layout == 1);
+    CHECK(in->geometry().slot_offset(SpareSlot{1}).v == image + 2 * 4096);
+    CHECK(read_image(*in, Lba{3}) == data);
+    const auto more = test::pattern(4096, 10);
+    REQUIRE(in->image().pwrite(more, ByteOffset{5 * 4096}));
+    REQUIRE(in->remapper().remap(Lba{5}, "manual"));
+    in.reset();
+    CHECK(read_at(d.file("backing"), image + 2 * 4096, 4096) == more);  // slot 1 where 0.1 put it
+    in = Instance::open(opts(d));
+    CHECK(read_image(*in, Lba{5}) == more);
+}
+
+TEST_CASE("recover refuses a database that is not older than the device, unless forced") {
+    test::TempDir d;
+    make_file(d.file("backing"), 16 << 20);
+    {
+        auto in = Instance::open(opts(d));
+        REQUIRE(in->remapper().remap(Lba{3}, "manual"));
+    }
+    RebuildOptions r;
+    r.db_path = d.file("db");
+    CHECK_THROWS_WITH_AS(rebuild_database(r), doctest::Contains("not older than the device"), std::runtime_error);
+    r.force = true;
+    CHECK(rebuild_database(r).report.state.remaps.size() == 1);
+}
+
+TEST_CASE("a backing's identity: the same disk under another scheme is the same, another disk is not") {
+    using sys::StorageId;
+    const auto disk = StorageId::parse("kind=disk;serial=S1;wwid=naa.5000;part=2");
+    CHECK(disk.same_as(StorageId::parse("kind=disk;wwid=naa.5000;part=2")));
+    CHECK(disk.same_as(StorageId::parse("kind=disk;serial=S1;part=2")));
+    CHECK_FALSE(disk.same_as(StorageId::parse("kind=disk;serial=S2;wwid=naa.6000;part=2")));
+    CHECK_FALSE(disk.same_as(StorageId::parse("kind=disk;serial=S1;wwid=naa.5000;part=3")));  // another partition
+    CHECK(disk.same_as(StorageId::parse("kind=disk")));  // a disk without names: nothing can tell
+    const auto file = StorageId::parse("kind=file;fsuuid=ab;fsid=1;ino=7");
+    CHECK(file.same_as(StorageId::parse("kind=file;fsuuid=ab;fsid=2;ino=7")));  // xfs after a renumbering
+    CHECK_FALSE(file.same_as(StorageId::parse("kind=file;fsuuid=ab;fsid=1;ino=8")));
+    CHECK_FALSE(file.same_as(StorageId::parse("kind=file;fsuuid=cd;fsid=1;ino=7")));
+    CHECK_FALSE(file.same_as(disk));
+    test::TempDir d;
+    make_file(d.file("f"), 4096);
+    const auto here = StorageId::of(d.file("f"));
+    CHECK(here.has_stable_name());
+    CHECK(here.same_as(StorageId::parse(here.text())));
 }

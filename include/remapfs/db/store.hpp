@@ -85,7 +85,11 @@ public:
     // read_only: never writes (remapctl on a stopped instance reading status). Otherwise the
     // schema is migrated, WAL is switched on and commits are synchronous=FULL, so a committed
     // remap survives power loss.
-    static Store open(const std::string& path, bool create, bool read_only);
+    // Owner::checked: a database that belongs to another user than the caller is refused (its
+    // table decides where every sector is read from). Owner::any: for reading it (remapctl
+    // status, list, pending as root).
+    enum class Owner { checked, any };
+    static Store open(const std::string& path, bool create, bool read_only, Owner owner = Owner::checked);
 
     const std::string& path() const { return conn_.path(); }
     std::optional<DeviceIdentity> identity();

@@ -47,6 +47,7 @@ struct SpareUsage {
     std::uint64_t total = 0;    // all slots
     std::uint64_t pending = 0;  // sectors waiting for a rewrite
     bool failing = false;       // slot writes keep failing: the device is failing
+    bool records_behind = false;  // the spare's own record (slot headers, label) lags the table
     std::uint64_t free() const { return total - used - retired; }
     bool exhausted() const { return used + retired >= total; }
 };
@@ -81,7 +82,8 @@ public:
     std::uint64_t generation() const { return generation_.load(); }
     // A slot header or label write failed: the spare's record is behind the database until the
     // next open puts it right (the daemon leaves the device marked dirty).
-    bool records_behind() const { return records_behind_.load(); }
+    bool records_behind() const { return records_behind_.load() || meta_.records_lost(); }
+    void mark_records_behind() { records_behind_ = true; }
 
     // Where health events go (the history writer); set before I/O starts.
     void set_event_sink(health::EventSink* sink) { sink_ = sink; }
