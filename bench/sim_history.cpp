@@ -11,13 +11,13 @@
 
 #include "remapfs/block/fault_injector.hpp"
 #include "remapfs/block/null_backing.hpp"
-#include "remapfs/block/remap_layer.hpp"
+#include "remapfs/remap/remap_layer.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/health/history.hpp"
 #include "remapfs/health/scanner.hpp"
-#include "remapfs/instance.hpp"
-#include "remapfs/log.hpp"
-#include "remapfs/parse.hpp"
+#include "remapfs/instance/instance.hpp"
+#include "remapfs/core/log.hpp"
+#include "remapfs/core/parse.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,8 +95,8 @@ int run(int argc, char** argv) {
     policy.retry_delay_us = 1000;
     remap::SpareMeta meta(*faults, g, Label{"sim", 4096, g.image_sectors.v, g.spare_slots.v, g.layout}, 0);
     remap::Remapper remapper(store, tables, *faults, g, store.allocator(), policy, clock, meta, 0);
-    block::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
-    health::Activity activity(clock);
+    remap::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
+    block::Activity activity(clock);
     health::HistoryWriter history(db_path, clock);
     health::Scanner scanner(layer, g, history, activity, clock, cfg, store.scan_state(), store.scan_pass(store.scan_state().pass),
                             [&](const health::ScanConfig& c) { store.save_scan_config(c); }, true);

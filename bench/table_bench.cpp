@@ -13,9 +13,9 @@
 //   remapfs-table-bench [--remaps N] [--dir DIR] [--skip-open]
 
 #include "remapfs/db/store.hpp"
-#include "remapfs/geometry.hpp"
-#include "remapfs/instance.hpp"
-#include "remapfs/log.hpp"
+#include "remapfs/block/geometry.hpp"
+#include "remapfs/instance/instance.hpp"
+#include "remapfs/core/log.hpp"
 #include "remapfs/remap/table.hpp"
 
 #include <fcntl.h>

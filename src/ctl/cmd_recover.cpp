@@ -1,7 +1,7 @@
 // remapctl recover: rebuild the remap table from the device's own record (remapfs/rebuild.hpp).
 
 #include "ctl/commands.hpp"
-#include "remapfs/rebuild.hpp"
+#include "remapfs/instance/rebuild.hpp"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>

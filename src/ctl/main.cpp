@@ -5,11 +5,11 @@
 // Exit status: 0 ok, 1 failure, 2 bad usage, 3 verify found unreadable sectors.
 
 #include "ctl/commands.hpp"
-#include "remapfs/control.hpp"
+#include "remapfs/control/control.hpp"
 #include "remapfs/db/store.hpp"
-#include "remapfs/instance.hpp"
-#include "remapfs/log.hpp"
-#include "remapfs/parse.hpp"
+#include "remapfs/instance/instance.hpp"
+#include "remapfs/core/log.hpp"
+#include "remapfs/core/parse.hpp"
 #include "remapfs/sys/mountinfo.hpp"
 #include "remapfs_config.h"
 
@@ -131,7 +131,7 @@ json run_data_command(const std::string& db, const json& req, bool writes) {
     }
     if (auto r = live_call(id, req)) return *r;
     auto in = remapfs::Instance::open_from_db(db, !writes);
-    return remapfs::control::execute(*in, req);
+    return remapfs::control::execute(in->control_target(), req);
 }
 
 std::string fmt_time(std::int64_t t) {

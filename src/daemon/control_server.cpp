@@ -1,7 +1,7 @@
 #include "daemon/control_server.hpp"
 
-#include "remapfs/control.hpp"
-#include "remapfs/log.hpp"
+#include "remapfs/control/control.hpp"
+#include "remapfs/core/log.hpp"
 #include "remapfs/sys/io.hpp"
 #include "remapfs/sys/thread_name.hpp"
 
@@ -131,7 +131,7 @@ void ControlServer::start_verify(UniqueFd conn, const control::json& request) {
         // The previous verify has finished (verifying_ was false): joining it is immediate.
         verify_ = std::jthread([this, client, request](std::stop_token st) {
             sys::name_this_thread("rfs-verify");
-            send_reply(client->get(), control::execute(in_, request, st));
+            send_reply(client->get(), control::execute(in_.control_target(), request, st));
             verifying_ = false;
         });
     } catch (const std::system_error& e) {
@@ -165,7 +165,7 @@ void ControlServer::handle(UniqueFd conn) {
             start_verify(std::move(conn), req);
             return;
         } else {
-            reply = control::execute(in_, req);
+            reply = control::execute(in_.control_target(), req);
             if (req.value("cmd", "") == "status")
                 reply["daemon"] = {{"running", true},
                                    {"pid", ::getpid()},

@@ -5,9 +5,9 @@
 // answered. Each connection carries one JSON request line and gets one reply line. A verify
 // reads the whole image and may take hours, so it runs on a thread of its own (one at a time).
 
-#include "remapfs/control.hpp"
-#include "remapfs/instance.hpp"
-#include "remapfs/unique_fd.hpp"
+#include "remapfs/control/control.hpp"
+#include "remapfs/instance/instance.hpp"
+#include "remapfs/core/unique_fd.hpp"
 
 #include <atomic>
 #include <condition_variable>

@@ -1,6 +1,6 @@
 #include "daemon/daemonize.hpp"
 
-#include "remapfs/log.hpp"
+#include "remapfs/core/log.hpp"
 
 #include <fcntl.h>
 #include <sys/wait.h>

@@ -8,7 +8,7 @@
 #include "fuse/ops.hpp"
 #include "fuse/session_loop.hpp"
 #include "fuse/uring_transport.hpp"
-#include "remapfs/log.hpp"
+#include "remapfs/core/log.hpp"
 #include "remapfs_config.h"
 
 #include <fcntl.h>

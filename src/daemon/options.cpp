@@ -1,6 +1,6 @@
 #include "daemon/options.hpp"
 
-#include "remapfs/parse.hpp"
+#include "remapfs/core/parse.hpp"
 
 #include <unistd.h>
 

@@ -6,7 +6,7 @@
 // nothing on disk.
 
 #include "fuse/bdi.hpp"
-#include "remapfs/instance.hpp"
+#include "remapfs/instance/instance.hpp"
 
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,6 @@
 #include "fuse/bdi.hpp"
 
-#include "remapfs/log.hpp"
+#include "remapfs/core/log.hpp"
 #include "remapfs/sys/mountinfo.hpp"
 
 #include <fmt/format.h>

@@ -7,7 +7,7 @@
 
 #include "fuse/bdi.hpp"
 #include "fuse/handle_modes.hpp"
-#include "remapfs/instance.hpp"
+#include "remapfs/instance/instance.hpp"
 
 #include <atomic>
 #include <cstdint>

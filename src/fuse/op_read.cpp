@@ -1,7 +1,7 @@
 #include "fuse/ops.hpp"
 #include "fuse/reply.hpp"
 #include "fuse/worker_buffer.hpp"
-#include "remapfs/log.hpp"
+#include "remapfs/core/log.hpp"
 
 namespace remapfs::fuse_op {
 

@@ -4,8 +4,8 @@
 // produce one.
 
 #include "fuse/context.hpp"
-#include "remapfs/log.hpp"
-#include "remapfs/result.hpp"
+#include "remapfs/core/log.hpp"
+#include "remapfs/core/result.hpp"
 
 #include <cassert>
 #include <exception>

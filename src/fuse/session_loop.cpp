@@ -1,7 +1,7 @@
 #include "fuse/session_loop.hpp"
 
 #include "fuse/worker_buffer.hpp"
-#include "remapfs/log.hpp"
+#include "remapfs/core/log.hpp"
 #include "remapfs/sys/io_buffer.hpp"
 #include "remapfs/sys/thread_name.hpp"
 

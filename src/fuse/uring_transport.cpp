@@ -1,10 +1,10 @@
 #include "fuse/uring_transport.hpp"
 
 #include "fuse/worker_buffer.hpp"
-#include "remapfs/log.hpp"
-#include "remapfs/result.hpp"
+#include "remapfs/core/log.hpp"
+#include "remapfs/core/result.hpp"
 #include "remapfs/sys/io_buffer.hpp"
-#include "remapfs/unique_fd.hpp"
+#include "remapfs/core/unique_fd.hpp"
 #include "remapfs/sys/thread_name.hpp"
 
 #include <liburing.h>

@@ -3,8 +3,8 @@
 
 #include "remapfs/block/fault_injector.hpp"
 #include "remapfs/block/memory_backing.hpp"
-#include "remapfs/clock.hpp"
-#include "remapfs/block/remap_layer.hpp"
+#include "remapfs/core/clock.hpp"
+#include "remapfs/remap/remap_layer.hpp"
 #include "remapfs/db/schema.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/remap/remapper.hpp"
@@ -90,7 +90,7 @@ struct MemStack {
     std::optional<remapfs::db::Store> store;
     std::unique_ptr<remapfs::remap::SpareMeta> meta;
     std::unique_ptr<remapfs::remap::Remapper> remapper;
-    std::unique_ptr<remapfs::block::RemapLayer> layer;
+    std::unique_ptr<remapfs::remap::RemapLayer> layer;
 
     MemStack(std::uint32_t sector_size, std::uint64_t sectors, std::uint64_t slots,
              remapfs::remap::Policy policy = {}) {
@@ -107,7 +107,7 @@ struct MemStack {
             *faults, g, remapfs::Label{"0123456789abcdef", sector_size, sectors, slots, g.layout}, 1);
         remapper = std::make_unique<remapfs::remap::Remapper>(*store, tables, *faults, g, store->allocator(), policy,
                                                               clock, *meta, 0);
-        layer = std::make_unique<remapfs::block::RemapLayer>(std::move(f), g, tables, *remapper, clock, false);
+        layer = std::make_unique<remapfs::remap::RemapLayer>(std::move(f), g, tables, *remapper, clock, false);
     }
     // Rule helper: {"sectors": "A-B", "op": ..., ...}
     void inject(const nlohmann::json& j) { faults->add(remapfs::block::FaultRule::from_json(j)); }

@@ -5,7 +5,7 @@
 #include "remapfs/block/backing.hpp"
 #include "remapfs/sys/io.hpp"
 #include "remapfs/sys/io_buffer.hpp"
-#include "remapfs/unique_fd.hpp"
+#include "remapfs/core/unique_fd.hpp"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>

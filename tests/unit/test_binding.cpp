@@ -3,9 +3,9 @@
 #include <doctest/doctest.h>
 
 #include "fixtures.hpp"
-#include "remapfs/instance.hpp"
-#include "remapfs/label.hpp"
-#include "remapfs/rebuild.hpp"
+#include "remapfs/instance/instance.hpp"
+#include "remapfs/block/label.hpp"
+#include "remapfs/instance/rebuild.hpp"
 #include "remapfs/sys/storage_id.hpp"
 
 #include <fcntl.h>

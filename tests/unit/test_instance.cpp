@@ -1,8 +1,8 @@
 #include <doctest/doctest.h>
 
 #include "fixtures.hpp"
-#include "remapfs/instance.hpp"
-#include "remapfs/label.hpp"
+#include "remapfs/instance/instance.hpp"
+#include "remapfs/block/label.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -11,6 +11,7 @@
 
 using namespace remapfs;
 using namespace remapfs::health;
+using remapfs::block::Activity;
 
 namespace {
 std::int64_t q(db::Store& s, const std::string& sql) { return s.connection().query_int(sql); }
@@ -326,7 +327,7 @@ TEST_CASE("16 TiB in the staggered order: checkpoints stay small and the thresho
     p.read_retries = 0;
     remap::SpareMeta meta(faults, g, Label{"huge", 4096, g.image_sectors.v, 64, g.layout}, 0);
     remap::Remapper remapper(store, tables, faults, g, store.allocator(), p, clock, meta, 0);
-    block::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
+    remap::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
     Activity activity(clock);
     HistoryWriter history(dir.file("t.db"), clock);
     ScanConfig cfg;

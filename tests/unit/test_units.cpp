@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
-#include "remapfs/result.hpp"
-#include "remapfs/units.hpp"
+#include "remapfs/core/result.hpp"
+#include "remapfs/core/units.hpp"
 
 using namespace remapfs;
 

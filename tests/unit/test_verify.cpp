@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "remapfs/block/memory_backing.hpp"
-#include "remapfs/verify.hpp"
+#include "remapfs/control/verify.hpp"
 
 #include <cerrno>
 #include <stop_token>

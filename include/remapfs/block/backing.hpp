@@ -5,8 +5,8 @@
 // (libfuse's passthrough_ll skips this and fails direct writes).
 
 #include "remapfs/block/layer.hpp"
-#include "remapfs/geometry.hpp"
-#include "remapfs/unique_fd.hpp"
+#include "remapfs/block/geometry.hpp"
+#include "remapfs/core/unique_fd.hpp"
 
 #include <atomic>
 #include <cstdint>

@@ -6,8 +6,8 @@
 // -o allow_inject: it cannot be switched on by accident on a production mount.
 
 #include "remapfs/block/layer.hpp"
-#include "remapfs/clock.hpp"
-#include "remapfs/geometry.hpp"
+#include "remapfs/core/clock.hpp"
+#include "remapfs/block/geometry.hpp"
 
 #include <nlohmann/json.hpp>
 

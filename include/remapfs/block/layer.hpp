@@ -4,8 +4,8 @@
 // top (the FUSE ops / remapctl), so layers assert instead of re-checking. Below the remap layer
 // every request is whole sectors of the remap granularity.
 
-#include "remapfs/result.hpp"
-#include "remapfs/units.hpp"
+#include "remapfs/core/result.hpp"
+#include "remapfs/core/units.hpp"
 
 #include <cstddef>
 #include <memory>

@@ -4,10 +4,10 @@
 // Result (EIO on any SQLite failure, logged with the extended code).
 
 #include "remapfs/db/sqlite.hpp"
-#include "remapfs/health/history.hpp"
-#include "remapfs/health/scan_config.hpp"
-#include "remapfs/result.hpp"
-#include "remapfs/units.hpp"
+#include "remapfs/db/records.hpp"
+#include "remapfs/db/records.hpp"
+#include "remapfs/core/result.hpp"
+#include "remapfs/core/units.hpp"
 
 #include <functional>
 #include <optional>
@@ -134,10 +134,10 @@ public:
     // one transaction (remapctl recover). Throws.
     void replace_remap_state(const RebuiltState& s);
 
-    health::ScanConfig scan_config();
-    void save_scan_config(const health::ScanConfig& c);
-    health::ScanCheckpoint scan_state();
-    health::PassRecord scan_pass(std::uint64_t pass);  // zeros if there is no such pass
+    ScanConfig scan_config();
+    void save_scan_config(const ScanConfig& c);
+    ScanCheckpoint scan_state();
+    PassRecord scan_pass(std::uint64_t pass);  // zeros if there is no such pass
 
     // The mount log: a row when a read-write daemon starts serving, its stop time when it
     // stops cleanly. Throws.

@@ -8,8 +8,9 @@
 //
 // so the database stays bounded however long the device lives.
 
-#include "remapfs/clock.hpp"
-#include "remapfs/health/events.hpp"
+#include "remapfs/core/clock.hpp"
+#include "remapfs/db/records.hpp"
+#include "remapfs/remap/events.hpp"
 
 #include <array>
 #include <atomic>
@@ -28,46 +29,29 @@ class Connection;
 
 namespace remapfs::health {
 
-inline constexpr int kRawDays = 15;
-inline constexpr int kDailyDays = 90;
-inline constexpr int kEventDays = 90;
-inline constexpr int kBuckets = 8;
-// Upper bounds of the latency classes in microseconds (hdck's 7200 rpm classes plus one for
-// solid-state); the last class is everything slower.
-inline constexpr std::array<std::int64_t, kBuckets - 1> kBucketUpperUs = {500, 2100, 4200, 8300, 16700, 33300, 50000};
-int bucket_of(std::int64_t us);
+// The records it writes live with the database (db/records.hpp); here by their old names.
+using db::bucket_of;
+using db::EventKind;
+using db::kBuckets;
+using db::kBucketUpperUs;
+using db::kDailyDays;
+using db::kEventDays;
+using db::kRawDays;
+using db::PassRecord;
+using db::RegionStats;
+using db::ScanCheckpoint;
+using db::ScanConfig;
+using db::SectorEvent;
+using db::Source;
+using remap::current_source;
+using remap::EventSink;
+using remap::ScopedSource;
+using remap::TeeSink;
+
 // Scanner reads differ in size (64 KiB while users are busy, sectors_per_scan when idle):
 // reads up to 1 MiB are classed by their latency as it is, larger ones per 1 MiB, so a 16 MiB
 // read is not "slow" for being large.
 std::int64_t normalised_us(std::int64_t us, std::uint64_t bytes);
-
-struct RegionStats {
-    std::uint64_t pass = 0;
-    std::uint64_t region = 0;
-    std::int64_t t = 0;
-    std::array<std::uint64_t, kBuckets> buckets{};
-    std::uint64_t sectors = 0;  // read (or attempted) in this pass
-    std::uint64_t errors = 0;
-    std::uint64_t sum_us = 0;
-    std::uint64_t max_us = 0;
-    std::uint64_t reads() const;
-    void add(std::int64_t us);
-};
-
-struct ScanCheckpoint {
-    std::uint64_t pass = 0;
-    std::uint64_t cursor = 0;
-    std::int64_t pass_started = 0;
-    std::uint64_t total_scans = 0;
-    std::uint64_t warnings_issued = 0;
-};
-
-struct PassRecord {
-    std::uint64_t pass = 0;
-    std::int64_t started = 0;
-    std::int64_t finished = 0;  // 0: still running
-    std::uint64_t sectors = 0, errors = 0, slow = 0, max_us = 0;
-};
 
 class HistoryWriter final : public EventSink {
 public:

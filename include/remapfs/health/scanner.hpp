@@ -6,12 +6,12 @@
 // history. Errors found anywhere trigger an immediate rescan of their neighbourhood, because
 // latent sector errors cluster (P(another within 10 MB) = 0.5, Bairavasundaram 2007).
 
-#include "remapfs/block/remap_layer.hpp"
-#include "remapfs/clock.hpp"
-#include "remapfs/geometry.hpp"
+#include "remapfs/remap/remap_layer.hpp"
+#include "remapfs/core/clock.hpp"
+#include "remapfs/block/geometry.hpp"
 #include "remapfs/health/history.hpp"
 #include "remapfs/health/pacer.hpp"
-#include "remapfs/health/scan_config.hpp"
+#include "remapfs/db/records.hpp"
 #include "remapfs/sys/io_buffer.hpp"
 
 #include <nlohmann/json.hpp>
@@ -80,7 +80,7 @@ private:
 class Scanner final : public EventSink {
 public:
     using Persist = std::function<void(const ScanConfig&)>;
-    Scanner(block::RemapLayer& layer, const Geometry& g, HistoryWriter& history, Activity& activity, Clock& clock,
+    Scanner(remap::RemapLayer& layer, const Geometry& g, HistoryWriter& history, block::Activity& activity, Clock& clock,
             ScanConfig config, ScanCheckpoint resume, PassRecord resume_pass, Persist persist, bool cache_bypassed);
     ~Scanner() override;
 
@@ -110,10 +110,10 @@ private:
     void run(std::stop_token st);
     void wake();
 
-    block::RemapLayer& layer_;
+    remap::RemapLayer& layer_;
     Geometry geometry_;
     HistoryWriter& history_;
-    Activity& activity_;
+    block::Activity& activity_;
     Clock& clock_;
     Persist persist_;
     bool cache_bypassed_;

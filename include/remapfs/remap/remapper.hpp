@@ -21,10 +21,10 @@
 // run by a background thread, or by drain() in tests and tools.
 
 #include "remapfs/block/layer.hpp"
-#include "remapfs/clock.hpp"
+#include "remapfs/core/clock.hpp"
 #include "remapfs/db/store.hpp"
-#include "remapfs/geometry.hpp"
-#include "remapfs/health/events.hpp"
+#include "remapfs/block/geometry.hpp"
+#include "remapfs/remap/events.hpp"
 #include "remapfs/remap/policy.hpp"
 #include "remapfs/remap/spare_meta.hpp"
 #include "remapfs/remap/table.hpp"
@@ -86,7 +86,7 @@ public:
     void mark_records_behind() { records_behind_ = true; }
 
     // Where health events go (the history writer); set before I/O starts.
-    void set_event_sink(health::EventSink* sink) { sink_ = sink; }
+    void set_event_sink(EventSink* sink) { sink_ = sink; }
 
     void start_worker();
     void stop_worker();
@@ -102,7 +102,7 @@ private:
         Lba lba;
         SectorCount count;
         std::string reason;
-        health::Source source;  // whose I/O found it: the worker reports on its behalf
+        Source source;  // whose I/O found it: the worker reports on its behalf
     };
     Result<Allocation> allocate();
     void give_back(Allocation a);
@@ -117,7 +117,7 @@ private:
     void enqueue(Task t);
     void run(const Task& t);
     void count_slow(Lba lba, std::int64_t latency_us);
-    void emit(health::EventKind k, Lba lba, std::int64_t latency_us = -1, std::string detail = {});
+    void emit(EventKind k, Lba lba, std::int64_t latency_us = -1, std::string detail = {});
     void worker(std::stop_token st);
 
     db::Store& store_;
@@ -127,7 +127,7 @@ private:
     Policy policy_;
     Clock& clock_;
     SpareMeta& meta_;
-    health::EventSink* sink_ = nullptr;
+    EventSink* sink_ = nullptr;
     // Guarded by tables_.writer_mutex().
     std::uint64_t next_slot_;
     std::set<std::uint64_t> free_slots_;

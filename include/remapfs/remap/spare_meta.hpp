@@ -18,8 +18,8 @@
 // Layout 1 devices have no room for any of it: everything here is then a no-op.
 
 #include "remapfs/block/layer.hpp"
-#include "remapfs/geometry.hpp"
-#include "remapfs/label.hpp"
+#include "remapfs/block/geometry.hpp"
+#include "remapfs/block/label.hpp"
 
 #include <atomic>
 #include <functional>

@@ -9,8 +9,8 @@
 // for the binary search. Snapshots share every chunk they have in common, so an edit copies one
 // or two chunks and the chunk index (O(chunk + n/chunk)), not the whole table.
 
-#include "remapfs/per_thread.hpp"
-#include "remapfs/units.hpp"
+#include "remapfs/core/per_thread.hpp"
+#include "remapfs/core/units.hpp"
 
 #include <array>
 #include <atomic>

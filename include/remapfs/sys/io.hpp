@@ -2,8 +2,8 @@
 // Thin syscall wrappers returning Result instead of -1/errno (mergerfs fs_*.hpp idea).
 // Full-length loops: a short read/write is retried until done or an error occurs.
 
-#include "remapfs/result.hpp"
-#include "remapfs/units.hpp"
+#include "remapfs/core/result.hpp"
+#include "remapfs/core/units.hpp"
 
 #include <sys/uio.h>
 

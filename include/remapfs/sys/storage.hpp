@@ -6,7 +6,7 @@
 // failing write is acknowledged at once and surfaces later as one EIO from fdatasync that
 // names no sector, so nothing can be remapped and the caller was told its write was saved.
 
-#include "remapfs/unique_fd.hpp"
+#include "remapfs/core/unique_fd.hpp"
 
 #include <cstdint>
 #include <string>
