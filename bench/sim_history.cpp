@@ -93,9 +93,11 @@ int run(int argc, char** argv) {
     }
     remap::Policy policy;
     policy.retry_delay_us = 1000;
-    remap::SpareMeta meta(*faults, g, Label{"sim", 4096, g.image_sectors.v, g.spare_slots.v, g.layout}, 0);
-    remap::Remapper remapper(store, tables, *faults, g, store.allocator(), policy, clock, meta, 0);
-    remap::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
+    remap::RemapLayer layer(std::move(inj), remap::RemapSetup{g, tables, store, store.allocator(), policy, clock,
+                                                              Label{"sim", 4096, g.image_sectors.v, g.spare_slots.v,
+                                                                    g.layout},
+                                                              0, 0, false});
+    remap::Remapper& remapper = layer.remapper();
     block::Activity activity(clock);
     health::HistoryWriter history(db_path, clock);
     health::Scanner scanner(layer, g, history, activity, clock, cfg, store.scan_state(), store.scan_pass(store.scan_state().pass),

@@ -13,8 +13,11 @@ namespace remapctl {
 namespace po = boost::program_options;
 using nlohmann::json;
 
-int cmd_recover(const std::string& db, const std::optional<std::string>& backing, const std::vector<std::string>& args,
-                bool as_json) {
+int cmd_recover(const Invocation& in) {
+    const std::string& db = in.db;
+    const std::optional<std::string>& backing = in.backing;
+    const std::vector<std::string>& args = in.args;
+    const bool as_json = in.as_json;
     po::options_description d("recover");
     d.add_options()
         ("spare", po::value<std::string>(), "the separate spare file or device, if the database does not say")

@@ -88,8 +88,8 @@ struct MemStack {
     remapfs::block::FaultInjector* faults = nullptr;
     remapfs::remap::TableHolder tables;
     std::optional<remapfs::db::Store> store;
-    std::unique_ptr<remapfs::remap::SpareMeta> meta;
-    std::unique_ptr<remapfs::remap::Remapper> remapper;
+    remapfs::remap::SpareMeta* meta = nullptr;    // the layer's
+    remapfs::remap::Remapper* remapper = nullptr;  // the layer's
     std::unique_ptr<remapfs::remap::RemapLayer> layer;
 
     MemStack(std::uint32_t sector_size, std::uint64_t sectors, std::uint64_t slots,
@@ -103,11 +103,13 @@ struct MemStack {
         auto f = std::make_unique<remapfs::block::FaultInjector>(std::move(t), g, clock);
         faults = f.get();
         store.emplace(remapfs::db::Store::open(dir.file("t.db"), true, false));
-        meta = std::make_unique<remapfs::remap::SpareMeta>(
-            *faults, g, remapfs::Label{"0123456789abcdef", sector_size, sectors, slots, g.layout}, 1);
-        remapper = std::make_unique<remapfs::remap::Remapper>(*store, tables, *faults, g, store->allocator(), policy,
-                                                              clock, *meta, 0);
-        layer = std::make_unique<remapfs::remap::RemapLayer>(std::move(f), g, tables, *remapper, clock, false);
+        layer = std::make_unique<remapfs::remap::RemapLayer>(
+            std::move(f), remapfs::remap::RemapSetup{g, tables, *store, store->allocator(), policy, clock,
+                                                     remapfs::Label{"0123456789abcdef", sector_size, sectors, slots,
+                                                                    g.layout},
+                                                     1, 0, false});
+        meta = &layer->spare_meta();
+        remapper = &layer->remapper();
     }
     // Rule helper: {"sectors": "A-B", "op": ..., ...}
     void inject(const nlohmann::json& j) { faults->add(remapfs::block::FaultRule::from_json(j)); }

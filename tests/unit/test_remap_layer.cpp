@@ -185,9 +185,8 @@ TEST_CASE("a whole-sector write waits for a read-modify-write of the same sector
     Gate& gate = *gate_owned;
     auto store = db::Store::open(dir.file("t.db"), true, false);
     remap::TableHolder tables;
-    remap::SpareMeta meta(gate, g, Label{"race", 4096, 16, 4, g.layout}, 1);
-    remap::Remapper remapper(store, tables, gate, g, store.allocator(), {}, clock, meta, 0);
-    remap::RemapLayer layer(std::move(gate_owned), g, tables, remapper, clock, false);
+    remap::RemapLayer layer(std::move(gate_owned), remap::RemapSetup{g, tables, store, store.allocator(), {}, clock,
+                                                                     Label{"race", 4096, 16, 4, g.layout}, 1, 0, false});
 
     const auto old_sector = test::pattern(4096, 20);
     REQUIRE(raw.pwrite(old_sector, g.data_offset(Lba{3})));

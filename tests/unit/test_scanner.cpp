@@ -325,9 +325,10 @@ TEST_CASE("16 TiB in the staggered order: checkpoints stay small and the thresho
     remap::TableHolder tables;
     remap::Policy p;
     p.read_retries = 0;
-    remap::SpareMeta meta(faults, g, Label{"huge", 4096, g.image_sectors.v, 64, g.layout}, 0);
-    remap::Remapper remapper(store, tables, faults, g, store.allocator(), p, clock, meta, 0);
-    remap::RemapLayer layer(std::move(inj), g, tables, remapper, clock, false);
+    remap::RemapLayer layer(std::move(inj), remap::RemapSetup{g, tables, store, store.allocator(), p, clock,
+                                                              Label{"huge", 4096, g.image_sectors.v, 64, g.layout}, 0,
+                                                              0, false});
+    remap::Remapper& remapper = layer.remapper();
     Activity activity(clock);
     HistoryWriter history(dir.file("t.db"), clock);
     ScanConfig cfg;

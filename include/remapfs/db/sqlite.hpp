@@ -8,10 +8,12 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace remapfs::db {
 
@@ -23,6 +25,8 @@ public:
 private:
     int code_;
 };
+
+class Statement;
 
 class Connection {
 public:
@@ -42,10 +46,14 @@ public:
     // How long a statement waits for another connection's lock before SQLITE_BUSY (default 5 s).
     void set_busy_timeout(int ms) { sqlite3_busy_timeout(db_, ms); }
     [[noreturn]] void fail(int rc, std::string_view what) const;
+    // A statement prepared once per connection and kept until it closes (the remap commits run
+    // the same few statements for ever). sql must outlive the connection: a string literal.
+    Statement& prepared(const char* sql);
 
 private:
     sqlite3* db_ = nullptr;
     std::string path_;
+    std::unique_ptr<std::unordered_map<const char*, std::unique_ptr<Statement>>> cache_;
 };
 
 class Statement {
@@ -85,7 +93,11 @@ public:
     Use use() { return Use(*this); }
 
 private:
-    Connection* conn_ = nullptr;
+    [[noreturn]] void fail(int rc, std::string_view what) const;
+    // The connection's handle and name, not the Connection: a connection may be moved while
+    // its cached statements live on.
+    sqlite3* db_ = nullptr;
+    std::string path_;
     sqlite3_stmt* stmt_ = nullptr;
     std::string sql_;
 };

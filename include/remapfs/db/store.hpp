@@ -10,6 +10,8 @@
 #include "remapfs/core/units.hpp"
 
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -146,11 +148,17 @@ public:
     void log_mount_stop(std::int64_t id, std::int64_t stopped);
     MountSummary mount_summary();
 
+    // For tests and the db/ functions that take a connection; not guarded by the store's lock.
     Connection& connection() { return conn_; }
 
 private:
-    explicit Store(Connection c) : conn_(std::move(c)) {}
+    explicit Store(Connection c) : conn_(std::move(c)), mutex_(std::make_unique<std::mutex>()) {}
+    // Every public call holds it: the store is used from the remap path (under the table's
+    // writer mutex, which only orders table changes), the scanner's settings and the control
+    // workers, on one connection.
+    std::unique_lock<std::mutex> lock() const { return std::unique_lock<std::mutex>(*mutex_); }
     Connection conn_;
+    std::unique_ptr<std::mutex> mutex_;
 };
 
 std::string new_uuid();

@@ -24,7 +24,7 @@
 #include <vector>
 
 namespace remapfs::db {
-class Connection;
+class HistoryStore;
 }
 
 namespace remapfs::health {
@@ -88,8 +88,8 @@ private:
 
     std::string db_path_;
     Clock& clock_;
-    std::unique_ptr<db::Connection> conn_;
-    std::mutex write_mutex_;  // one writer of the connection at a time (thread or flush())
+    std::unique_ptr<db::HistoryStore> store_;
+    std::mutex write_mutex_;  // one writer of the store at a time (thread or flush())
     mutable std::mutex mutex_;  // the queue only; leaf lock
     std::condition_variable_any cv_;
     std::deque<Item> queue_;

@@ -16,6 +16,7 @@
 #include "remapfs/health/pacer.hpp"
 #include "remapfs/health/scanner.hpp"
 #include "remapfs/core/parse.hpp"
+#include "remapfs/remap/remap_layer.hpp"
 #include "remapfs/remap/remapper.hpp"
 #include "remapfs/remap/spare_meta.hpp"
 #include "remapfs/remap/table.hpp"
@@ -72,15 +73,14 @@ public:
     static std::unique_ptr<Instance> open_from_db(const std::string& db_path, bool read_only);
 
     block::BlockLayer& image() { return *stack_; }         // the remap layer, byte-addressed
-    block::BlockLayer& physical() { return *physical_; }   // below it
     block::FaultInjector* injector() { return injector_; } // null unless allow_inject
     const block::Backing& backing() const { return *backing_; }  // the bottom of the stack
-    remap::SpareMeta& spare_meta() { return *meta_; }
+    remap::SpareMeta& spare_meta() { return layer_->spare_meta(); }
     // What control commands (the daemon's socket, remapctl offline) work on.
     control::Target control_target() {
-        return {geometry_, identity_, db_path_, read_only_, *remapper_, *stack_, injector_, scanner_.get()};
+        return {geometry_, identity_, db_path_, read_only_, layer_->remapper(), *stack_, injector_, scanner_.get()};
     }
-    remap::Remapper& remapper() { return *remapper_; }
+    remap::Remapper& remapper() { return layer_->remapper(); }
     remap::TableHolder& tables() { return tables_; }
     db::Store& store() { return *store_; }
     const Geometry& geometry() const { return geometry_; }
@@ -103,11 +103,9 @@ private:
     std::optional<std::int64_t> mount_log_id_;  // this run's mount_log row, closed at a clean stop
     remap::TableHolder tables_;
     std::unique_ptr<block::BlockLayer> stack_;
-    block::BlockLayer* physical_ = nullptr;
     block::Backing* backing_ = nullptr;
     block::FaultInjector* injector_ = nullptr;
-    std::unique_ptr<remap::SpareMeta> meta_;
-    std::unique_ptr<remap::Remapper> remapper_;
+    remap::RemapLayer* layer_ = nullptr;  // the top of stack_: the remap unit
     Clock* clock_ = nullptr;
     std::unique_ptr<block::Activity> activity_;
     std::unique_ptr<health::HistoryWriter> history_;

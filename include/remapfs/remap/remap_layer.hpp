@@ -11,6 +11,9 @@
 // the Remapper for changes. Only media errors (media_error.hpp) do any of that; a host error
 // (ENOSPC from a full host filesystem, EINVAL, ...) goes back to the caller as it is.
 //
+// The layer is one unit over one layer below: it owns the Remapper that changes the table and
+// the spare's own record (SpareMeta), and all three reach the device through the same `next`.
+//
 // A partial-sector write is read-modify-write: it must not interleave with any other write of
 // that sector, or a whole-sector write acknowledged between its read and its write-back is
 // lost. Writes take a stripe lock per 1 MiB-sized group of sectors: shared for whole sectors,
@@ -20,7 +23,9 @@
 #include "remapfs/core/clock.hpp"
 #include "remapfs/block/geometry.hpp"
 #include "remapfs/block/activity.hpp"
+#include "remapfs/block/label.hpp"
 #include "remapfs/remap/remapper.hpp"
+#include "remapfs/remap/spare_meta.hpp"
 #include "remapfs/remap/table.hpp"
 
 #include <array>
@@ -31,10 +36,27 @@
 
 namespace remapfs::remap {
 
+// What the remap unit is built from: the table, the store and the spare's label as an open
+// found them.
+struct RemapSetup {
+    Geometry geometry;
+    TableHolder& tables;
+    db::Store& store;
+    db::AllocatorState allocator;
+    Policy policy;
+    Clock& clock;
+    Label label;               // the spare label, newest copy
+    unsigned newest_copy = 0;  // which copy that is
+    std::uint64_t generation = 0;  // the table's, as the database has it
+    bool read_only = false;
+};
+
 class RemapLayer final : public block::BlockLayer {
 public:
-    RemapLayer(std::unique_ptr<block::BlockLayer> physical, const Geometry& g, const TableHolder& tables,
-               Remapper& remapper, Clock& clock, bool read_only);
+    RemapLayer(std::unique_ptr<block::BlockLayer> next, RemapSetup setup);
+
+    Remapper& remapper() { return remapper_; }
+    SpareMeta& spare_meta() { return meta_; }
 
     ByteCount size() const override { return geometry_.image_bytes(); }
     Result<void> pread(std::span<std::byte> buf, ByteOffset off) override;
@@ -89,9 +111,10 @@ private:
 
     Geometry geometry_;
     const TableHolder& tables_;
-    Remapper& remapper_;
     Clock& clock_;
     bool read_only_;
+    SpareMeta meta_;      // on next_
+    Remapper remapper_;  // on next_, recording in meta_
     block::Activity* activity_ = nullptr;
     // Lock order: stripes, then the table's writer mutex (taken inside the Remapper).
     std::array<Stripe, kStripes> stripes_;

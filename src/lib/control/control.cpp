@@ -1,6 +1,7 @@
 #include "remapfs/control/control.hpp"
 
 #include "remapfs/core/unique_fd.hpp"
+#include "remapfs/db/report.hpp"
 #include "remapfs/sys/io.hpp"
 #include "remapfs/control/verify.hpp"
 
@@ -167,38 +168,23 @@ json scan_status_from_store(db::Store& s, const db::DeviceIdentity& id) {
 
 json health_report(db::Store& s, const db::DeviceIdentity& id) {
     auto& c = s.connection();
-    const std::int64_t pass = c.query_int("SELECT coalesce(max(pass), 0) FROM region_pass");
-    db::Statement q(c, "SELECT region, b0, b1, b2, b3, b4, b5, b6, b7, errors, sum_us, max_us FROM region_pass "
-                       "WHERE pass = ?");
-    // One pass may have a row for every region (131072 for 16 TiB): stream them, keeping the
-    // sum, the minimum and the ten worst, rather than loading and sorting them all.
+    // The ten worst regions and the sum, kept while the rows stream past.
     constexpr std::size_t kWorst = 10;
     std::vector<std::pair<int, health::RegionStats>> worst_rows;  // (score, row), best last
     std::uint64_t scanned = 0;
     double sum = 0;
     int min_score = 1000;
-    {
-        auto u = q.use();
-        u(pass);
-        while (u.next()) {
-            health::RegionStats r;
-            r.pass = static_cast<std::uint64_t>(pass);
-            r.region = static_cast<std::uint64_t>(u.get_int(0));
-            for (int i = 0; i < health::kBuckets; ++i) r.buckets[static_cast<std::size_t>(i)] = static_cast<std::uint64_t>(u.get_int(1 + i));
-            r.errors = static_cast<std::uint64_t>(u.get_int(9));
-            r.sum_us = static_cast<std::uint64_t>(u.get_int(10));
-            r.max_us = static_cast<std::uint64_t>(u.get_int(11));
-            const int score = health::region_score(r);
-            ++scanned;
-            sum += score;
-            min_score = std::min(min_score, score);
-            if (worst_rows.size() == kWorst && score >= worst_rows.back().first) continue;
-            auto at = std::upper_bound(worst_rows.begin(), worst_rows.end(), score,
-                                       [](int sc, const auto& e) { return sc < e.first; });
-            worst_rows.insert(at, {score, r});
-            if (worst_rows.size() > kWorst) worst_rows.pop_back();
-        }
-    }
+    const std::uint64_t pass = db::each_region_of_latest_pass(c, [&](const health::RegionStats& r) {
+        const int score = health::region_score(r);
+        ++scanned;
+        sum += score;
+        min_score = std::min(min_score, score);
+        if (worst_rows.size() == kWorst && score >= worst_rows.back().first) return;
+        auto at = std::upper_bound(worst_rows.begin(), worst_rows.end(), score,
+                                   [](int sc, const auto& e) { return sc < e.first; });
+        worst_rows.insert(at, {score, r});
+        if (worst_rows.size() > kWorst) worst_rows.pop_back();
+    });
     const health::ScanConfig cfg = s.scan_config();
     json worst = json::array();
     for (std::size_t i = 0; i < worst_rows.size(); ++i) {
@@ -214,14 +200,8 @@ json health_report(db::Store& s, const db::DeviceIdentity& id) {
                          {"below_threshold", score < static_cast<int>(cfg.health_threshold)}});
     }
     const health::ScanCheckpoint st = s.scan_state();
-    const std::int64_t day_ago = c.query_int("SELECT coalesce(max(t), 0) FROM sector_event") - 86400;
-    db::Statement ev(c, "SELECT kind, count(*) FROM sector_event WHERE t >= ? GROUP BY kind");
     json events = json::object();
-    {
-        auto u = ev.use();
-        u(day_ago);
-        while (u.next()) events[u.get_str(0)] = u.get_int(1);
-    }
+    for (const auto& [kind, n] : db::event_counts_last_day(c)) events[kind] = n;
     const int device_score = scanned == 0 ? 1000 : static_cast<int>(sum / static_cast<double>(scanned));
     return {{"device_score", device_score},
             {"worst_region_score", scanned == 0 ? 1000 : min_score},
@@ -231,8 +211,8 @@ json health_report(db::Store& s, const db::DeviceIdentity& id) {
             {"regions_total", (id.image_sectors * id.sector_size + health::kRegionBytes - 1) / health::kRegionBytes},
             {"worst_regions", worst},
             {"events_last_24h", events},
-            {"pending", c.query_int("SELECT count(*) FROM pending")},
-            {"remaps", c.query_int("SELECT count(*) FROM remap")},
+            {"pending", db::pending_count(c)},
+            {"remaps", db::remap_count(c)},
             {"total_scans", st.total_scans},
             {"warnings_issued", st.warnings_issued}};
 }

@@ -45,18 +45,31 @@ Connection::Connection(const std::string& path, Mode mode) : path_(path) {
     sqlite3_busy_timeout(db_, 5000);
 }
 
-Connection::Connection(Connection&& o) noexcept : db_(std::exchange(o.db_, nullptr)), path_(std::move(o.path_)) {}
+Connection::Connection(Connection&& o) noexcept
+    : db_(std::exchange(o.db_, nullptr)), path_(std::move(o.path_)), cache_(std::move(o.cache_)) {}
 
 Connection& Connection::operator=(Connection&& o) noexcept {
     if (this != &o) {
+        cache_.reset();
         sqlite3_close_v2(db_);
         db_ = std::exchange(o.db_, nullptr);
         path_ = std::move(o.path_);
+        cache_ = std::move(o.cache_);
     }
     return *this;
 }
 
-Connection::~Connection() { sqlite3_close_v2(db_); }
+Connection::~Connection() {
+    cache_.reset();  // finalised before the handle closes
+    sqlite3_close_v2(db_);
+}
+
+Statement& Connection::prepared(const char* sql) {
+    if (!cache_) cache_ = std::make_unique<std::unordered_map<const char*, std::unique_ptr<Statement>>>();
+    auto& slot = (*cache_)[sql];
+    if (!slot) slot = std::make_unique<Statement>(*this, sql);
+    return *slot;
+}
 
 void Connection::fail(int rc, std::string_view what) const {
     throw Error(rc, fmt::format("database {}: {}: {} (code {})", path_, what,
@@ -80,18 +93,24 @@ std::int64_t Connection::query_int(const std::string& sql) {
     return u.get_int(0);
 }
 
-Statement::Statement(Connection& conn, const std::string& sql) : conn_(&conn), sql_(sql) {
+Statement::Statement(Connection& conn, const std::string& sql) : db_(conn.get()), path_(conn.path()), sql_(sql) {
     int rc = sqlite3_prepare_v2(conn.get(), sql.c_str(), -1, &stmt_, nullptr);
     if (rc != SQLITE_OK) conn.fail(rc, "preparing '" + sql + "'");
 }
 
+void Statement::fail(int rc, std::string_view what) const {
+    throw Error(rc, fmt::format("database {}: {}: {} (code {})", path_, what, db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc),
+                                rc));
+}
+
 Statement::Statement(Statement&& o) noexcept
-    : conn_(o.conn_), stmt_(std::exchange(o.stmt_, nullptr)), sql_(std::move(o.sql_)) {}
+    : db_(o.db_), path_(std::move(o.path_)), stmt_(std::exchange(o.stmt_, nullptr)), sql_(std::move(o.sql_)) {}
 
 Statement& Statement::operator=(Statement&& o) noexcept {
     if (this != &o) {
         sqlite3_finalize(stmt_);
-        conn_ = o.conn_;
+        db_ = o.db_;
+        path_ = std::move(o.path_);
         stmt_ = std::exchange(o.stmt_, nullptr);
         sql_ = std::move(o.sql_);
     }
@@ -105,19 +124,19 @@ Statement::Use::~Use() { sqlite3_reset(s_.stmt_); }
 
 Statement::Use& Statement::Use::operator()(std::int64_t v) {
     int rc = sqlite3_bind_int64(s_.stmt_, index_++, v);
-    if (rc != SQLITE_OK) s_.conn_->fail(rc, "binding a value");
+    if (rc != SQLITE_OK) s_.fail(rc, "binding a value");
     return *this;
 }
 
 Statement::Use& Statement::Use::operator()(std::string_view v) {
     int rc = sqlite3_bind_text(s_.stmt_, index_++, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    if (rc != SQLITE_OK) s_.conn_->fail(rc, "binding a value");
+    if (rc != SQLITE_OK) s_.fail(rc, "binding a value");
     return *this;
 }
 
 Statement::Use& Statement::Use::operator()(std::nullopt_t) {
     int rc = sqlite3_bind_null(s_.stmt_, index_++);
-    if (rc != SQLITE_OK) s_.conn_->fail(rc, "binding a value");
+    if (rc != SQLITE_OK) s_.fail(rc, "binding a value");
     return *this;
 }
 
@@ -127,14 +146,14 @@ Statement::Use& Statement::Use::operator()(const std::optional<std::string>& v) 
 
 void Statement::Use::exec() {
     int rc = sqlite3_step(s_.stmt_);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) s_.conn_->fail(rc, "executing '" + s_.sql_ + "'");
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) s_.fail(rc, "executing '" + s_.sql_ + "'");
 }
 
 bool Statement::Use::next() {
     int rc = sqlite3_step(s_.stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    s_.conn_->fail(rc, "querying '" + s_.sql_ + "'");
+    s_.fail(rc, "querying '" + s_.sql_ + "'");
 }
 
 std::int64_t Statement::Use::get_int(int col) { return sqlite3_column_int64(s_.stmt_, col); }

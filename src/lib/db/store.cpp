@@ -60,7 +60,7 @@ Store Store::open(const std::string& path, bool create, bool read_only, Owner ow
     // Switch to WAL only if needed (Nix local-store): the switch itself writes the header.
     std::string mode;
     {
-        Statement jm(c, "PRAGMA journal_mode");
+        Statement& jm = c.prepared("PRAGMA journal_mode");
         auto u = jm.use();
         if (u.next()) mode = u.get_str(0);
     }
@@ -72,8 +72,8 @@ Store Store::open(const std::string& path, bool create, bool read_only, Owner ow
 }
 
 std::optional<DeviceIdentity> Store::identity() {
-    Statement s(conn_,
-                "SELECT uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, spare_offset, "
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, spare_offset, "
                 "spare_slots, created, layout, generation, dirty, initialised, backing_id FROM device WHERE id = 1");
     auto u = s.use();
     if (!u.next()) return std::nullopt;
@@ -96,9 +96,9 @@ std::optional<DeviceIdentity> Store::identity() {
 }
 
 void Store::bind(const DeviceIdentity& d) {
+    auto guard = lock();
     Transaction txn(conn_);
-    Statement s(conn_,
-                "INSERT INTO device (id, uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, "
+    Statement& s = conn_.prepared("INSERT INTO device (id, uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, "
                 "spare_offset, spare_slots, created, layout, generation, dirty, initialised, backing_id) "
                 "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.use()(std::string_view(d.uuid))(std::string_view(d.backing_path))(static_cast<std::int64_t>(d.backing_bytes))(
@@ -111,26 +111,30 @@ void Store::bind(const DeviceIdentity& d) {
 }
 
 void Store::set_initialised() {
+    auto guard = lock();
     Transaction txn(conn_);
     conn_.exec("UPDATE device SET initialised = 1 WHERE id = 1");
     txn.commit();
 }
 
 void Store::set_backing_id(const std::string& id) {
+    auto guard = lock();
     Transaction txn(conn_);
-    Statement s(conn_, "UPDATE device SET backing_id = ? WHERE id = 1");
+    Statement& s = conn_.prepared("UPDATE device SET backing_id = ? WHERE id = 1");
     s.use()(std::string_view(id)).exec();
     txn.commit();
 }
 
 void Store::set_dirty(bool dirty) {
+    auto guard = lock();
     Transaction txn(conn_);
     conn_.exec(fmt::format("UPDATE device SET dirty = {} WHERE id = 1", dirty ? 1 : 0));
     txn.commit();
 }
 
 std::vector<RemapRow> Store::remaps() {
-    Statement s(conn_, "SELECT lba, spare_slot, state, reason, created FROM remap ORDER BY lba");
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT lba, spare_slot, state, reason, created FROM remap ORDER BY lba");
     std::vector<RemapRow> rows;
     auto u = s.use();
     while (u.next())
@@ -140,20 +144,23 @@ std::vector<RemapRow> Store::remaps() {
 }
 
 void Store::each_remap(const std::function<void(Lba, SpareSlot)>& f) {
-    Statement s(conn_, "SELECT lba, spare_slot FROM remap ORDER BY lba");
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT lba, spare_slot FROM remap ORDER BY lba");
     auto u = s.use();
     while (u.next())
         f(Lba{static_cast<std::uint64_t>(u.get_int(0))}, SpareSlot{static_cast<std::uint64_t>(u.get_int(1))});
 }
 
 std::uint64_t Store::remap_count() {
+    auto guard = lock();
     return static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM remap"));
 }
 
 AllocatorState Store::allocator() {
+    auto guard = lock();
     AllocatorState a;
     a.next_slot = static_cast<std::uint64_t>(conn_.query_int("SELECT next_slot FROM allocator WHERE id = 1"));
-    Statement s(conn_, "SELECT slot FROM free_slot ORDER BY slot");
+    Statement& s = conn_.prepared("SELECT slot FROM free_slot ORDER BY slot");
     auto u = s.use();
     while (u.next()) a.free_slots.push_back(static_cast<std::uint64_t>(u.get_int(0)));
     a.retired = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM retired_slot"));
@@ -161,7 +168,8 @@ AllocatorState Store::allocator() {
 }
 
 std::vector<std::uint64_t> Store::retired_slots() {
-    Statement s(conn_, "SELECT slot FROM retired_slot ORDER BY slot");
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT slot FROM retired_slot ORDER BY slot");
     std::vector<std::uint64_t> v;
     auto u = s.use();
     while (u.next()) v.push_back(static_cast<std::uint64_t>(u.get_int(0)));
@@ -169,7 +177,8 @@ std::vector<std::uint64_t> Store::retired_slots() {
 }
 
 std::vector<PendingRow> Store::pending() {
-    Statement s(conn_, "SELECT lba, first_seen, last_seen, errors, last_errno FROM pending ORDER BY lba");
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT lba, first_seen, last_seen, errors, last_errno FROM pending ORDER BY lba");
     std::vector<PendingRow> rows;
     auto u = s.use();
     while (u.next())
@@ -185,26 +194,26 @@ std::int64_t i64(std::uint64_t v) { return static_cast<std::int64_t>(v); }
 // The slot leaves the allocator: off the free list, or next_slot moves past it.
 void take_slot(Connection& c, SpareSlot slot, bool from_free_list) {
     if (from_free_list) {
-        Statement del(c, "DELETE FROM free_slot WHERE slot = ?");
+        Statement& del = c.prepared("DELETE FROM free_slot WHERE slot = ?");
         del.use()(i64(slot.v)).exec();
     } else {
-        Statement adv(c, "UPDATE allocator SET next_slot = max(next_slot, ?) WHERE id = 1");
+        Statement& adv = c.prepared("UPDATE allocator SET next_slot = max(next_slot, ?) WHERE id = 1");
         adv.use()(i64(slot.v + 1)).exec();
     }
 }
 
 void retire(Connection& c, SpareSlot slot, int err) {
-    Statement r(c, "INSERT OR REPLACE INTO retired_slot (slot, retired, last_errno) VALUES (?, ?, ?)");
+    Statement& r = c.prepared("INSERT OR REPLACE INTO retired_slot (slot, retired, last_errno) VALUES (?, ?, ?)");
     r.use()(i64(slot.v))(static_cast<std::int64_t>(std::time(nullptr)))(static_cast<std::int64_t>(err)).exec();
 }
 
 void clear_pending(Connection& c, Lba lba) {
-    Statement d(c, "DELETE FROM pending WHERE lba = ?");
+    Statement& d = c.prepared("DELETE FROM pending WHERE lba = ?");
     d.use()(i64(lba.v)).exec();
 }
 
 void set_generation(Connection& c, std::uint64_t generation) {
-    Statement g(c, "UPDATE device SET generation = ? WHERE id = 1");
+    Statement& g = c.prepared("UPDATE device SET generation = ? WHERE id = 1");
     g.use()(i64(generation)).exec();
 }
 
@@ -249,8 +258,9 @@ Result<void> in_transaction(Connection& c, const char* what, std::uint64_t n, F&
 
 Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason,
                                  std::uint64_t generation) noexcept {
+    auto guard = lock();
     return in_transaction(conn_, "committing remap of sector", lba.v, [&] {
-        Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
+        Statement& ins = conn_.prepared("INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
         ins.use()(i64(lba.v))(i64(slot.v))(reason)(static_cast<std::int64_t>(std::time(nullptr))).exec();
         take_slot(conn_, slot, from_free_list);
         clear_pending(conn_, lba);
@@ -259,13 +269,14 @@ Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, s
 }
 
 Result<void> Store::commit_unremap(Lba lba, SpareSlot slot, bool retire_slot, std::uint64_t generation) noexcept {
+    auto guard = lock();
     return in_transaction(conn_, "committing unremap of sector", lba.v, [&] {
-        Statement del(conn_, "DELETE FROM remap WHERE lba = ? AND spare_slot = ?");
+        Statement& del = conn_.prepared("DELETE FROM remap WHERE lba = ? AND spare_slot = ?");
         del.use()(i64(lba.v))(i64(slot.v)).exec();
         if (retire_slot) {
             retire(conn_, slot, EIO);
         } else {
-            Statement fr(conn_, "INSERT OR IGNORE INTO free_slot (slot) VALUES (?)");
+            Statement& fr = conn_.prepared("INSERT OR IGNORE INTO free_slot (slot) VALUES (?)");
             fr.use()(i64(slot.v)).exec();
         }
         clear_pending(conn_, lba);
@@ -275,8 +286,9 @@ Result<void> Store::commit_unremap(Lba lba, SpareSlot slot, bool retire_slot, st
 
 Result<void> Store::commit_relocate(Lba lba, SpareSlot old_slot, SpareSlot new_slot, bool from_free_list,
                                     int old_errno, std::uint64_t generation) noexcept {
+    auto guard = lock();
     return in_transaction(conn_, "committing relocation of sector", lba.v, [&] {
-        Statement up(conn_, "UPDATE remap SET spare_slot = ? WHERE lba = ? AND spare_slot = ?");
+        Statement& up = conn_.prepared("UPDATE remap SET spare_slot = ? WHERE lba = ? AND spare_slot = ?");
         up.use()(i64(new_slot.v))(i64(lba.v))(i64(old_slot.v)).exec();
         if (sqlite3_changes(conn_.get()) != 1) conn_.fail(SQLITE_CONSTRAINT, "relocating a remap that is not there");
         take_slot(conn_, new_slot, from_free_list);
@@ -287,6 +299,7 @@ Result<void> Store::commit_relocate(Lba lba, SpareSlot old_slot, SpareSlot new_s
 }
 
 Result<void> Store::commit_retire(SpareSlot slot, bool from_free_list, int err) noexcept {
+    auto guard = lock();
     return in_transaction(conn_, "retiring spare slot", slot.v, [&] {
         take_slot(conn_, slot, from_free_list);
         retire(conn_, slot, err);
@@ -294,10 +307,10 @@ Result<void> Store::commit_retire(SpareSlot slot, bool from_free_list, int err) 
 }
 
 Result<void> Store::commit_pending(Lba lba, int err) noexcept {
+    auto guard = lock();
     return in_transaction(conn_, "recording pending sector", lba.v, [&] {
         const auto now = static_cast<std::int64_t>(std::time(nullptr));
-        Statement up(conn_,
-                     "INSERT INTO pending (lba, first_seen, last_seen, errors, last_errno) VALUES (?, ?, ?, 1, ?) "
+        Statement& up = conn_.prepared("INSERT INTO pending (lba, first_seen, last_seen, errors, last_errno) VALUES (?, ?, ?, 1, ?) "
                      "ON CONFLICT (lba) DO UPDATE SET last_seen = excluded.last_seen, errors = errors + 1, "
                      "last_errno = excluded.last_errno");
         up.use()(i64(lba.v))(now)(now)(static_cast<std::int64_t>(err)).exec();
@@ -305,6 +318,7 @@ Result<void> Store::commit_pending(Lba lba, int err) noexcept {
 }
 
 void Store::commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reason) {
+    auto guard = lock();
     Transaction txn(conn_);
     const auto slots = static_cast<std::uint64_t>(conn_.query_int("SELECT spare_slots FROM device WHERE id = 1"));
     auto next = static_cast<std::uint64_t>(conn_.query_int("SELECT next_slot FROM allocator WHERE id = 1"));
@@ -312,35 +326,37 @@ void Store::commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reaso
         throw std::runtime_error(fmt::format("database {}: {} remaps do not fit the {} free spare slots above {}",
                                              path(), lbas.size(), slots - std::min(next, slots), next));
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
-    Statement clr(conn_, "DELETE FROM pending WHERE lba = ?");
+    Statement& ins = conn_.prepared("INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
+    Statement& clr = conn_.prepared("DELETE FROM pending WHERE lba = ?");
     for (Lba lba : lbas) {
         ins.use()(i64(lba.v))(i64(next++))(reason)(now).exec();
         clr.use()(i64(lba.v)).exec();
     }
-    Statement adv(conn_, "UPDATE allocator SET next_slot = ? WHERE id = 1");
+    Statement& adv = conn_.prepared("UPDATE allocator SET next_slot = ? WHERE id = 1");
     adv.use()(i64(next)).exec();
     txn.commit();
 }
 
 void Store::replace_remap_state(const RebuiltState& r) {
+    auto guard = lock();
     Transaction txn(conn_);
     conn_.exec("DELETE FROM remap; DELETE FROM free_slot; DELETE FROM retired_slot; DELETE FROM pending");
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    Statement ins(conn_, "INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', 'recovered', ?)");
+    Statement& ins = conn_.prepared("INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', 'recovered', ?)");
     for (const auto& [lba, slot] : r.remaps) ins.use()(i64(lba.v))(i64(slot.v))(now).exec();
-    Statement ret(conn_, "INSERT INTO retired_slot (slot, retired, last_errno) VALUES (?, ?, ?)");
+    Statement& ret = conn_.prepared("INSERT INTO retired_slot (slot, retired, last_errno) VALUES (?, ?, ?)");
     for (std::uint64_t slot : r.retired) ret.use()(i64(slot))(now)(std::int64_t{EIO}).exec();
-    Statement fr(conn_, "INSERT INTO free_slot (slot) VALUES (?)");
+    Statement& fr = conn_.prepared("INSERT INTO free_slot (slot) VALUES (?)");
     for (std::uint64_t slot : r.free_slots) fr.use()(i64(slot)).exec();
-    Statement adv(conn_, "UPDATE allocator SET next_slot = ? WHERE id = 1");
+    Statement& adv = conn_.prepared("UPDATE allocator SET next_slot = ? WHERE id = 1");
     adv.use()(i64(r.next_slot)).exec();
     set_generation(conn_, r.generation);
     txn.commit();
 }
 
 ScanConfig Store::scan_config() {
-    Statement s(conn_, "SELECT enabled, interval_s, sectors_per_scan, intensity, health_threshold, staggered, paused "
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT enabled, interval_s, sectors_per_scan, intensity, health_threshold, staggered, paused "
                        "FROM scan_config WHERE id = 1");
     auto u = s.use();
     ScanConfig c;
@@ -356,8 +372,9 @@ ScanConfig Store::scan_config() {
 }
 
 void Store::save_scan_config(const ScanConfig& c) {
+    auto guard = lock();
     Transaction txn(conn_);
-    Statement s(conn_, "UPDATE scan_config SET enabled = ?, interval_s = ?, sectors_per_scan = ?, intensity = ?, "
+    Statement& s = conn_.prepared("UPDATE scan_config SET enabled = ?, interval_s = ?, sectors_per_scan = ?, intensity = ?, "
                        "health_threshold = ?, staggered = ?, paused = ? WHERE id = 1");
     s.use()(std::int64_t{c.enabled})(std::int64_t{c.interval_s})(std::int64_t{c.sectors_per_scan})(
          std::int64_t{c.intensity})(std::int64_t{c.health_threshold})(std::int64_t{c.staggered})(std::int64_t{c.paused})
@@ -367,8 +384,9 @@ void Store::save_scan_config(const ScanConfig& c) {
 
 std::int64_t Store::log_mount_start(std::int64_t started, std::int64_t pid, std::string_view version,
                                    std::string_view mountpoint) {
+    auto guard = lock();
     Transaction txn(conn_);
-    Statement s(conn_, "INSERT INTO mount_log (started, pid, version, mountpoint) VALUES (?, ?, ?, ?)");
+    Statement& s = conn_.prepared("INSERT INTO mount_log (started, pid, version, mountpoint) VALUES (?, ?, ?, ?)");
     s.use()(started)(pid)(version)(mountpoint).exec();
     const std::int64_t id = conn_.query_int("SELECT last_insert_rowid()");
     txn.commit();
@@ -376,23 +394,25 @@ std::int64_t Store::log_mount_start(std::int64_t started, std::int64_t pid, std:
 }
 
 void Store::log_mount_stop(std::int64_t id, std::int64_t stopped) {
+    auto guard = lock();
     Transaction txn(conn_);
-    Statement s(conn_, "UPDATE mount_log SET stopped = ? WHERE id = ?");
+    Statement& s = conn_.prepared("UPDATE mount_log SET stopped = ? WHERE id = ?");
     s.use()(stopped)(id).exec();
     txn.commit();
 }
 
 MountSummary Store::mount_summary() {
+    auto guard = lock();
     MountSummary m;
     {
-        Statement n(conn_, "SELECT count(*), count(*) - count(stopped) FROM mount_log");
+        Statement& n = conn_.prepared("SELECT count(*), count(*) - count(stopped) FROM mount_log");
         auto u = n.use();
         if (u.next()) {  // an aggregate: always one row
             m.count = static_cast<std::uint64_t>(u.get_int(0));
             m.not_stopped = static_cast<std::uint64_t>(u.get_int(1));
         }
     }
-    Statement s(conn_, "SELECT id, started, stopped, pid, version, mountpoint FROM mount_log ORDER BY id DESC LIMIT 1");
+    Statement& s = conn_.prepared("SELECT id, started, stopped, pid, version, mountpoint FROM mount_log ORDER BY id DESC LIMIT 1");
     auto u = s.use();
     if (u.next()) {
         MountRow r;
@@ -408,7 +428,8 @@ MountSummary Store::mount_summary() {
 }
 
 ScanCheckpoint Store::scan_state() {
-    Statement s(conn_, "SELECT pass, cursor, pass_started, total_scans, warnings_issued FROM scan_state WHERE id = 1");
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT pass, cursor, pass_started, total_scans, warnings_issued FROM scan_state WHERE id = 1");
     auto u = s.use();
     ScanCheckpoint c;
     if (!u.next()) return c;
@@ -421,7 +442,8 @@ ScanCheckpoint Store::scan_state() {
 }
 
 PassRecord Store::scan_pass(std::uint64_t pass) {
-    Statement s(conn_, "SELECT pass, started, coalesce(finished, 0), sectors, errors, slow, max_us FROM scan_pass "
+    auto guard = lock();
+    Statement& s = conn_.prepared("SELECT pass, started, coalesce(finished, 0), sectors, errors, slow, max_us FROM scan_pass "
                        "WHERE pass = ?");
     auto u = s.use();
     u(static_cast<std::int64_t>(pass));

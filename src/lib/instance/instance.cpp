@@ -278,13 +278,11 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
         in->injector_ = inj.get();
         phys = std::move(inj);
     }
-    in->physical_ = phys.get();
-    in->meta_ = std::make_unique<remap::SpareMeta>(*in->physical_, layout.g, *found.spare, found.newest_copy);
     const db::AllocatorState alloc = in->store_->allocator();
-    in->remapper_ = std::make_unique<remap::Remapper>(*in->store_, in->tables_, *in->physical_, layout.g, alloc,
-                                                      o.policy, clock, *in->meta_, id->generation);
-    auto layer = std::make_unique<remap::RemapLayer>(std::move(phys), layout.g, in->tables_, *in->remapper_, clock,
-                                                     o.read_only);
+    auto layer = std::make_unique<remap::RemapLayer>(
+        std::move(phys), remap::RemapSetup{layout.g, in->tables_, *in->store_, alloc, o.policy, clock, *found.spare,
+                                           found.newest_copy, id->generation, o.read_only});
+    in->layer_ = layer.get();
     in->clock_ = &clock;
     in->activity_ = std::make_unique<block::Activity>(clock);
     layer->set_activity(in->activity_.get());
@@ -293,12 +291,12 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
 
     // The last session did not end cleanly: a change may have been cut off half-way.
     if (!o.read_only && was_dirty && layout.g.self_describing()) {
-        auto rep = remap::reconcile(*in->meta_, *in->tables_.load(), alloc.next_slot, in->store_->retired_slots(),
+        auto rep = remap::reconcile(in->layer_->spare_meta(), *in->tables_.load(), alloc.next_slot, in->store_->retired_slots(),
                                     id->generation);
-        if (!rep || in->meta_->records_lost()) {
+        if (!rep || in->layer_->spare_meta().records_lost()) {
             // Left as it is, a header of a change that never committed could pass for one once
             // the label moves on: the device stays marked, and the next open tries again.
-            in->remapper_->mark_records_behind();
+            in->layer_->remapper().mark_records_behind();
             log::error("the last session of device {} did not end cleanly, and its slot headers could not all be put "
                        "back in step with the database{}{}; serving goes on, the next mount tries again",
                        id->uuid, rep ? "" : ": ", rep ? "" : errno_name(rep.error()));
@@ -313,56 +311,46 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
 
 void Instance::start_services(bool scanner, std::string_view mountpoint) {
     // A read-only mount writes nothing to its database: no history, no scanner.
-    if (read_only_) return remapper_->start_worker();
+    if (read_only_) return layer_->remapper().start_worker();
     // Written before anything is served, and not only for the operator: the first write after
     // SQLite opens a database starts its WAL, and that syncs the WAL header (a device cache
     // flush). Here it costs the mount a few milliseconds; left to the scanner's first
     // checkpoint it landed in the middle of user I/O and stalled it (400 ms on the bench VM).
-    {
-        std::lock_guard lock(tables_.writer_mutex());
-        mount_log_id_ = store_->log_mount_start(std::time(nullptr), ::getpid(), REMAPFS_VERSION, mountpoint);
-    }
+    mount_log_id_ = store_->log_mount_start(std::time(nullptr), ::getpid(), REMAPFS_VERSION, mountpoint);
     history_ = std::make_unique<health::HistoryWriter>(db_path_, *clock_);
     if (scanner) {
-        auto persist = [this](const health::ScanConfig& c) {
-            std::lock_guard lock(tables_.writer_mutex());  // the store's connection is the writers'
-            store_->save_scan_config(c);
-        };
+        auto persist = [this](const health::ScanConfig& c) { store_->save_scan_config(c); };
         health::ScanConfig cfg;
         health::ScanCheckpoint state;
         health::PassRecord pass;
-        {
-            std::lock_guard lock(tables_.writer_mutex());
-            cfg = store_->scan_config();
-            state = store_->scan_state();
-            pass = store_->scan_pass(state.pass);
-        }
-        scanner_ = std::make_unique<health::Scanner>(static_cast<remap::RemapLayer&>(*stack_), geometry_, *history_,
+        cfg = store_->scan_config();
+        state = store_->scan_state();
+        pass = store_->scan_pass(state.pass);
+        scanner_ = std::make_unique<health::Scanner>(*layer_, geometry_, *history_,
                                                      *activity_, *clock_, cfg, state, pass, persist, direct_);
     }
     tee_ = std::make_unique<health::TeeSink>(*history_, scanner_.get());
-    remapper_->set_event_sink(tee_.get());
+    layer_->remapper().set_event_sink(tee_.get());
     history_->start();
-    remapper_->start_worker();
+    layer_->remapper().start_worker();
     if (scanner_) scanner_->start();
 }
 
 Instance::~Instance() {
     // Stop the producers before the history they write to.
     scanner_.reset();
-    if (remapper_) {
-        remapper_->stop_worker();
-        remapper_->set_event_sink(nullptr);
+    if (layer_) {
+        layer_->remapper().stop_worker();
+        layer_->remapper().set_event_sink(nullptr);
     }
     tee_.reset();
     history_.reset();
-    if (!store_ || read_only_ || !remapper_) return;
-    std::lock_guard lock(tables_.writer_mutex());
+    if (!store_ || read_only_ || !layer_) return;
     try {
         if (mount_log_id_) store_->log_mount_stop(*mount_log_id_, std::time(nullptr));
         // Clean only if everything acknowledged is on the device and the spare's own record
         // is in step with the table; otherwise the next open checks the slot headers.
-        if (stack_->flush() && !remapper_->records_behind()) store_->set_dirty(false);
+        if (stack_->flush() && !layer_->remapper().records_behind()) store_->set_dirty(false);
     } catch (const std::exception& e) {
         log::warning("cannot record the end of this session in {}: {}", db_path_, e.what());
     }

@@ -40,15 +40,16 @@ Result<void> for_each_run(const Geometry& g, const Table& t, Lba first, SectorCo
 
 }  // namespace
 
-RemapLayer::RemapLayer(std::unique_ptr<block::BlockLayer> physical, const Geometry& g, const TableHolder& tables,
-                       Remapper& remapper, Clock& clock, bool read_only)
-    : block::BlockLayer(std::move(physical)),
-      geometry_(g),
-      tables_(tables),
-      remapper_(remapper),
-      clock_(clock),
-      read_only_(read_only) {
-    assert(g.sector_size.bytes() <= kMaxSector);
+RemapLayer::RemapLayer(std::unique_ptr<block::BlockLayer> next, RemapSetup setup)
+    : BlockLayer(std::move(next)),
+      geometry_(setup.geometry),
+      tables_(setup.tables),
+      clock_(setup.clock),
+      read_only_(setup.read_only),
+      meta_(*next_, setup.geometry, std::move(setup.label), setup.newest_copy),
+      remapper_(setup.store, setup.tables, *next_, setup.geometry, setup.allocator, setup.policy, setup.clock, meta_,
+                setup.generation) {
+    assert(geometry_.sector_size.bytes() <= kMaxSector);
 }
 
 RemapLayer::SharedStripes::SharedStripes(RemapLayer& l, Lba first, SectorCount n) : l_(l) {
