@@ -9,7 +9,7 @@
 //
 //   remapfs-sim [--size 2T] [--days 365] [--db PATH]
 
-#include "remapfs/block/fault_injector.hpp"
+#include "remapfs/block/fault_rule_json.hpp"
 #include "remapfs/block/null_backing.hpp"
 #include "remapfs/remap/remap_layer.hpp"
 #include "remapfs/db/store.hpp"
@@ -85,9 +85,9 @@ int run(int argc, char** argv) {
         nlohmann::json rule = {{"sectors", fmt::format("{}-{}", r * region_sectors, (r + 1) * region_sectors - 1)},
                                {"op", "read"}, {"errno", "none"}, {"latency_ms", 60 + 5 * k},
                                {"at", t0 + (200 + 5 * k) * 86400LL}};
-        faults->add(block::FaultRule::from_json(rule));
+        faults->add(block::fault_rule_from_json(rule));
         if (k < 3)
-            faults->add(block::FaultRule::from_json({{"sectors", fmt::format("{}-{}", r * region_sectors + 1000,
+            faults->add(block::fault_rule_from_json({{"sectors", fmt::format("{}-{}", r * region_sectors + 1000,
                                                                               r * region_sectors + 1003)},
                                                      {"op", "read"}, {"at", t0 + (330 + k) * 86400LL}}));
     }
@@ -113,12 +113,12 @@ int run(int argc, char** argv) {
         for (;;) {
             const std::int64_t w = scanner.step();
             if (w > 0) {
-                if (scanner.status()["state"] == "waiting") break;
+                if (scanner.status().state == health::ScanState::waiting) break;
                 clock.advance_us(w);
             }
         }
         history.flush();
-        clock.advance_us(std::max<std::int64_t>(0, scanner.status().value("next_pass_at", clock.now_s()) - clock.now_s()) *
+        clock.advance_us(std::max<std::int64_t>(0, scanner.status().next_pass_at.value_or(clock.now_s()) - clock.now_s()) *
                          1'000'000);
         if (day == 205) worse_seen = static_cast<int>(store.connection().query_int("SELECT count(*) FROM regions_getting_worse"));
         if (day % 30 == 29 || day + 1 == days)

@@ -1,7 +1,7 @@
 // remapctl inject: fault injection on a live mount with -o allow_inject (tests only).
 
 #include "ctl/commands.hpp"
-#include "remapfs/block/fault_injector.hpp"
+#include "remapfs/block/fault_rule_json.hpp"
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
@@ -45,7 +45,7 @@ int cmd_inject(const Invocation& in) {
                        {"latency_ms", vm["latency-ms"].as<double>()}, {"probability", vm["probability"].as<double>()},
                        {"after_ops", vm["after-ops"].as<std::uint64_t>()}, {"at", vm["at"].as<std::int64_t>()}};
         try {
-            (void)remapfs::block::FaultRule::from_json(req["rule"]);
+            (void)remapfs::block::fault_rule_from_json(req["rule"]);
         } catch (const std::invalid_argument& e) {
             throw UsageError(fmt::format("inject add: {}", e.what()));
         }

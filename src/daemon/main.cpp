@@ -8,6 +8,7 @@
 #include "fuse/ops.hpp"
 #include "fuse/session_loop.hpp"
 #include "fuse/uring_transport.hpp"
+#include "remapfs/block/fault_rule_json.hpp"
 #include "remapfs/core/log.hpp"
 #include "remapfs_config.h"
 

@@ -1,7 +1,7 @@
 #pragma once
 // Shared test scaffolding: temp directories, a remap stack on an in-memory backing.
 
-#include "remapfs/block/fault_injector.hpp"
+#include "remapfs/block/fault_rule_json.hpp"
 #include "remapfs/block/memory_backing.hpp"
 #include "remapfs/core/clock.hpp"
 #include "remapfs/remap/remap_layer.hpp"
@@ -112,7 +112,7 @@ struct MemStack {
         remapper = &layer->remapper();
     }
     // Rule helper: {"sectors": "A-B", "op": ..., ...}
-    void inject(const nlohmann::json& j) { faults->add(remapfs::block::FaultRule::from_json(j)); }
+    void inject(const nlohmann::json& j) { faults->add(remapfs::block::fault_rule_from_json(j)); }
     std::vector<std::byte> slot_bytes(remapfs::SpareSlot s) const {
         return mem->raw(g.slot_offset(s), g.sector_size.count());
     }

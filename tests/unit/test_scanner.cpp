@@ -49,7 +49,7 @@ struct ScanRig {
             ++steps;
             std::int64_t w = scanner->step();
             if (w > 0) s.clock.advance_us(w);
-            if (scanner->status()["state"] == "waiting") break;
+            if (scanner->status().state == ScanState::waiting) break;
         }
         history.flush();
         return steps;
@@ -114,7 +114,7 @@ TEST_CASE("activity adds up every thread's requests; a thread's count is reused 
 TEST_CASE("scan order: sequential, and staggered regions x segments, cover each sector once") {
     for (bool staggered : {false, true}) {
         CAPTURE(staggered);
-        ScanOrder o{1000, 128, 16, staggered};  // 8 regions, the last one partial (1000 = 7*128 + 104)
+        ScanOrder o{SectorCount{1000}, SectorCount{128}, SectorCount{16}, staggered};  // 8 regions, the last one partial (1000 = 7*128 + 104)
         std::set<std::uint64_t> seen;
         std::uint64_t p = 0, first_lbas[3] = {};
         int k = 0;
@@ -176,7 +176,7 @@ TEST_CASE("a pass reads every sector, records regions and finds bad and slow sec
     CHECK(q(st, "SELECT count(*) FROM recent_sector_errors WHERE lba = 30000") >= 1);
     CHECK(q(st, "SELECT count(*) FROM scan_history WHERE coverage_pct = 100.0") == 1);
     // Its neighbourhood (~10 MB) was read again right away.
-    CHECK(rig.scanner->status()["rescanned_sectors"].get<std::uint64_t>() >= 2000);
+    CHECK(rig.scanner->status().live->rescanned_sectors >= 2000);
     CHECK(q(st, "SELECT total_scans FROM scan_state") == 1);
 }
 
@@ -204,14 +204,14 @@ TEST_CASE("a restart resumes the pass from its checkpoint, not from zero") {
         rig.scanner->step();
         rig.s.clock.advance_us(200'000);
     }
-    const auto pos = rig.scanner->status()["position"].get<std::uint64_t>();
+    const auto pos = rig.scanner->status().position;
     REQUIRE(pos > 0);
     REQUIRE(pos < 40000);
     rig.scanner.reset();  // stopping checkpoints
     rig.history.flush();
     CHECK(q(*rig.s.store, "SELECT cursor FROM scan_state") == static_cast<std::int64_t>(pos));
     rig.make({});
-    CHECK(rig.scanner->status()["position"].get<std::uint64_t>() == pos);
+    CHECK(rig.scanner->status().position == pos);
     rig.run();
     // The same pass finished, having read only what was left after the checkpoint.
     CHECK(q(*rig.s.store, "SELECT count(*) FROM scan_pass") == 1);
@@ -227,17 +227,17 @@ TEST_CASE("pause, stop, start and the interval between passes") {
     cfg.interval_s = 3600;
     ScanRig rig(1000, cfg);
     rig.run();
-    CHECK(rig.scanner->status()["total_scans"] == 1);
+    CHECK(rig.scanner->status().total_scans == 1);
     // Waiting for the interval: no new pass before it.
     CHECK(rig.scanner->step() > 0);
-    CHECK(rig.scanner->status()["pass"] == 1);
+    CHECK(rig.scanner->status().pass == 1);
     rig.s.clock.advance_us(3600ll * 1'000'000);
     rig.run();
-    CHECK(rig.scanner->status()["total_scans"] == 2);
+    CHECK(rig.scanner->status().total_scans == 2);
     // start: a pass now, whatever the interval.
     rig.scanner->start_pass_now();
     rig.run();
-    CHECK(rig.scanner->status()["total_scans"] == 3);
+    CHECK(rig.scanner->status().total_scans == 3);
     // pause is persisted and stops all reads.
     auto c = rig.scanner->config();
     c.paused = true;
@@ -247,7 +247,7 @@ TEST_CASE("pause, stop, start and the interval between passes") {
     CHECK_FALSE(rig.s.store->scan_config().paused);
     rig.scanner->stop();
     CHECK_FALSE(rig.s.store->scan_config().enabled);
-    CHECK(rig.scanner->status()["state"] == "disabled");
+    CHECK(rig.scanner->status().state == ScanState::disabled);
 }
 
 TEST_CASE("warnings fire once per region and pass when its score drops below the threshold") {
@@ -340,7 +340,7 @@ TEST_CASE("16 TiB in the staggered order: checkpoints stay small and the thresho
     remapper.set_event_sink(&tee);
     // Region 5000's first segment is read at step ~5000 (segment 0 of every region comes first).
     const std::uint64_t bad = 5000ull * (kRegionBytes / 4096);
-    faults.add(block::FaultRule::from_json({{"sectors", std::to_string(bad)}, {"op", "read"}}));
+    faults.add(block::fault_rule_from_json({{"sectors", std::to_string(bad)}, {"op", "read"}}));
     // No clock advance: only the size cap can cause checkpoints after the first.
     const int steps = 3 * static_cast<int>(kMaxUnflushedRegions) + 100;
     for (int i = 0; i < steps; ++i) CHECK(scanner.step() == 0);
@@ -352,6 +352,6 @@ TEST_CASE("16 TiB in the staggered order: checkpoints stay small and the thresho
     CHECK(q(store, "SELECT errors FROM region_pass WHERE pass = 1 AND region = 5000") == 1);
     CHECK(q(store, "SELECT warnings_issued FROM scan_state") == 1);
     CHECK(q(store, "SELECT count(*) FROM pending WHERE lba = " + std::to_string(bad)) == 1);
-    CHECK(scanner.status()["positions"].get<std::uint64_t>() == g.image_sectors.v);
+    CHECK(scanner.status().positions == g.image_sectors.v);
     remapper.set_event_sink(nullptr);
 }

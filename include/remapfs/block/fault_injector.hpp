@@ -9,8 +9,6 @@
 #include "remapfs/core/clock.hpp"
 #include "remapfs/block/geometry.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -35,14 +33,8 @@ struct FaultRule {
     std::uint64_t after_ops = 0;  // active once this many requests went through the injector
     std::int64_t from_time_s = 0; // active from this unix time (0: at once)
 
-    // {"sectors":"100-110","target":"image","op":"write","errno":"EIO","latency_ms":5,
-    //  "probability":0.5,"after_ops":1000,"at":1700000000}. Throws std::invalid_argument.
-    static FaultRule from_json(const nlohmann::json& j);
-    nlohmann::json to_json() const;
+    // Rules are read and written as JSON in fault_rule_json.hpp.
 };
-
-// A list of rules from a JSON file: an array of rule objects. Throws std::runtime_error.
-std::vector<FaultRule> load_fault_rules(const std::string& path);
 
 // HDD-like service times for benchmarks: one actuator (requests are served one at a time), a
 // seek that grows with the square root of the distance, half a rotation for any non-sequential

@@ -11,10 +11,12 @@
 #include "remapfs/block/geometry.hpp"
 #include "remapfs/health/history.hpp"
 #include "remapfs/health/pacer.hpp"
+#include "remapfs/health/scan_order.hpp"
+#include "remapfs/health/scan_status.hpp"
+#include "remapfs/health/score.hpp"
+#include "remapfs/health/second_reader.hpp"
 #include "remapfs/db/records.hpp"
 #include "remapfs/sys/io_buffer.hpp"
-
-#include <nlohmann/json.hpp>
 
 #include <condition_variable>
 #include <deque>
@@ -29,8 +31,6 @@
 
 namespace remapfs::health {
 
-inline constexpr std::uint64_t kRegionBytes = 128ull << 20;  // history granularity (SDG10 regions)
-inline constexpr std::uint64_t kSegmentBytes = 1ull << 20;   // staggered order segment
 inline constexpr std::uint64_t kNeighbourhoodBytes = 10ull << 20;
 inline constexpr std::int64_t kCheckpointEveryUs = 5'000'000;
 // A checkpoint comes sooner once this many regions have rows waiting: the staggered order on a
@@ -39,43 +39,6 @@ inline constexpr std::int64_t kCheckpointEveryUs = 5'000'000;
 inline constexpr std::size_t kMaxUnflushedRegions = 4096;
 // The scanner waits while the history writer has more than this many region rows queued.
 inline constexpr std::size_t kMaxHistoryBacklog = 4 * kMaxUnflushedRegions;
-
-// 0..1000 from a region's reads in one pass: errors and slow reads cost.
-int region_score(const RegionStats& r);
-// The same from the counts alone: reads that succeeded, errors, reads of 16.7-50 ms, >= 50 ms.
-int region_score(std::uint64_t reads, std::uint64_t errors, std::uint64_t slow, std::uint64_t very_slow);
-
-// Scan order: position p (0..positions) to the LBA it reads, for sequential and staggered
-// (regions x segments) order. nullopt: p lies past the image in a partial last region.
-struct ScanOrder {
-    std::uint64_t image_sectors;
-    std::uint64_t region_sectors;
-    std::uint64_t segment_sectors;
-    bool staggered;
-    std::uint64_t positions() const;
-    std::optional<Lba> lba_at(std::uint64_t p) const;
-    // Sectors from p that stay contiguous on the image (to the end of a segment or the image).
-    std::uint64_t run_at(std::uint64_t p) const;
-};
-
-// Runs one job at a time on a thread of its own: the scanner's second read in flight while the
-// image is idle (ZFS lets a scrub raise its outstanding I/O from 1 to 2 only then).
-class SecondReader {
-public:
-    SecondReader();
-    ~SecondReader();
-    SecondReader(const SecondReader&) = delete;
-    SecondReader& operator=(const SecondReader&) = delete;
-    void start(std::function<void()> job);
-    void wait();
-
-private:
-    std::mutex mutex_;
-    std::condition_variable_any cv_;
-    std::function<void()> job_;
-    bool busy_ = false;
-    std::jthread thread_;
-};
 
 class Scanner final : public EventSink {
 public:
@@ -96,7 +59,7 @@ public:
     ScanConfig config() const;
     void start_pass_now();  // `scan start`: enable and begin a pass now
     void stop();            // `scan stop`: abandon the pass and disable
-    nlohmann::json status() const;
+    ScanStatus status() const;
 
     // Errors found by anyone: rescan their neighbourhood.
     void event(SectorEvent e) override;

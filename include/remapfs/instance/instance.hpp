@@ -7,7 +7,6 @@
 #include "remapfs/block/backing.hpp"
 #include "remapfs/block/fault_injector.hpp"
 #include "remapfs/block/layer.hpp"
-#include "remapfs/control/control.hpp"
 #include "remapfs/core/clock.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/instance/device_layout.hpp"
@@ -28,6 +27,10 @@
 #include <string>
 
 namespace remapfs {
+
+namespace control {
+struct Target;  // control/control.hpp: which the data path does not include (it brings JSON)
+}
 
 using sys::BackingIo;
 
@@ -77,9 +80,7 @@ public:
     const block::Backing& backing() const { return *backing_; }  // the bottom of the stack
     remap::SpareMeta& spare_meta() { return layer_->spare_meta(); }
     // What control commands (the daemon's socket, remapctl offline) work on.
-    control::Target control_target() {
-        return {geometry_, identity_, db_path_, read_only_, layer_->remapper(), *stack_, injector_, scanner_.get()};
-    }
+    control::Target control_target();
     remap::Remapper& remapper() { return layer_->remapper(); }
     remap::TableHolder& tables() { return tables_; }
     db::Store& store() { return *store_; }

@@ -1,7 +1,9 @@
 #include "remapfs/control/control.hpp"
 
+#include "remapfs/block/fault_rule_json.hpp"
 #include "remapfs/core/unique_fd.hpp"
 #include "remapfs/db/report.hpp"
+#include "remapfs/health/scan_status_json.hpp"
 #include "remapfs/sys/io.hpp"
 #include "remapfs/control/verify.hpp"
 
@@ -83,7 +85,7 @@ json inject(const Target& in, const json& req) {
     const std::string action = req.value("action", "");
     if (action == "add") {
         try {
-            inj->add(block::FaultRule::from_json(req.at("rule")));
+            inj->add(block::fault_rule_from_json(req.at("rule")));
         } catch (const std::exception& e) {
             return failure(EINVAL, e.what());
         }
@@ -95,7 +97,7 @@ json inject(const Target& in, const json& req) {
     }
     if (action == "list") {
         json rules = json::array();
-        for (const auto& r : inj->rules()) rules.push_back(r.to_json());
+        for (const auto& r : inj->rules()) rules.push_back(block::to_json(r));
         return {{"ok", true}, {"rules", rules}, {"injected", inj->injected()}};
     }
     return failure(EINVAL, fmt::format("unknown inject action '{}'", action));
@@ -110,7 +112,7 @@ json scan(const Target& in, const json& req) {
     const std::string action = req.value("action", "status");
     try {
         if (action == "status") {
-            json r = sc->status();
+            json r = health::to_json(sc->status());
             r["ok"] = true;
             return r;
         }
@@ -120,7 +122,7 @@ json scan(const Target& in, const json& req) {
     } catch (const std::invalid_argument& e) {
         return failure(EINVAL, e.what());
     }
-    json r = sc->status();
+    json r = health::to_json(sc->status());
     r["ok"] = true;
     return r;
 }
@@ -144,26 +146,9 @@ health::ScanConfig apply_scan_action(health::ScanConfig c, const json& req) {
 }
 
 json scan_status_from_store(db::Store& s, const db::DeviceIdentity& id) {
-    health::ScanConfig c = s.scan_config();
-    health::ScanCheckpoint st = s.scan_state();
-    const health::ScanOrder order{id.image_sectors, health::kRegionBytes / id.sector_size,
-                                  health::kSegmentBytes / id.sector_size, c.staggered};
-    const bool in_pass = st.pass_started != 0 && st.cursor < order.positions();
-    json j = {
-        {"state", !c.enabled ? "disabled" : c.paused ? "paused" : "stopped (no daemon)"},
-        {"pass", st.pass},
-        {"position", std::min(st.cursor, order.positions())},
-        {"positions", order.positions()},
-        {"percent", in_pass ? 100.0 * static_cast<double>(st.cursor) / static_cast<double>(order.positions()) : 100.0},
-        {"total_scans", st.total_scans},
-        {"warnings_issued", st.warnings_issued},
-        {"config",
-         {{"enabled", c.enabled}, {"interval", c.interval_s}, {"sectors_per_scan", c.sectors_per_scan},
-          {"intensity", c.intensity}, {"health_threshold", c.health_threshold}, {"staggered", c.staggered},
-          {"paused", c.paused}}},
-    };
-    if (!in_pass && st.pass_started) j["next_pass_at"] = st.pass_started + c.interval_s;
-    return j;
+    const health::ScanConfig c = s.scan_config();
+    return health::to_json(health::stored_scan_status(
+        c, s.scan_state(), health::ScanOrder::of(SectorSize(id.sector_size), SectorCount{id.image_sectors}, c.staggered)));
 }
 
 json health_report(db::Store& s, const db::DeviceIdentity& id) {

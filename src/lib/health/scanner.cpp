@@ -8,88 +8,6 @@
 #include <algorithm>
 
 namespace remapfs::health {
-namespace {
-
-using nlohmann::json;
-
-}  // namespace
-
-SecondReader::SecondReader()
-    : thread_([this](std::stop_token st) {
-          sys::name_this_thread("rfs-scanner2");
-          for (;;) {
-              std::function<void()> job;
-              {
-                  std::unique_lock lock(mutex_);
-                  if (!cv_.wait(lock, st, [&] { return job_ != nullptr; })) return;
-                  job = std::move(job_);
-                  job_ = nullptr;
-              }
-              job();
-              {
-                  std::lock_guard lock(mutex_);
-                  busy_ = false;
-              }
-              cv_.notify_all();
-          }
-      }) {}
-
-SecondReader::~SecondReader() {
-    thread_.request_stop();
-    thread_.join();
-}
-
-void SecondReader::start(std::function<void()> job) {
-    {
-        std::lock_guard lock(mutex_);
-        job_ = std::move(job);
-        busy_ = true;
-    }
-    cv_.notify_all();
-}
-
-void SecondReader::wait() {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return !busy_; });
-}
-
-int region_score(std::uint64_t reads, std::uint64_t errors, std::uint64_t slow, std::uint64_t very_slow) {
-    const double n = static_cast<double>(std::max<std::uint64_t>(1, reads));
-    double score = 1000.0 - 250.0 * static_cast<double>(errors) - 1000.0 * static_cast<double>(very_slow) / n -
-                   500.0 * static_cast<double>(slow) / n;
-    return static_cast<int>(std::clamp(score, 0.0, 1000.0));
-}
-
-int region_score(const RegionStats& r) {
-    // >= 50 ms is very slow, 16.7-50 ms slow.
-    return region_score(r.reads(), r.errors, r.buckets[5] + r.buckets[6], r.buckets[7]);
-}
-
-std::uint64_t ScanOrder::positions() const {
-    if (!staggered) return image_sectors;
-    const std::uint64_t regions = (image_sectors + region_sectors - 1) / region_sectors;
-    return regions * region_sectors;
-}
-
-std::optional<Lba> ScanOrder::lba_at(std::uint64_t p) const {
-    if (p >= positions()) return std::nullopt;
-    if (!staggered) return Lba{p};
-    // Segment k of the order visits segment k / R of region k % R (SDG10: every region early).
-    const std::uint64_t regions = (image_sectors + region_sectors - 1) / region_sectors;
-    const std::uint64_t k = p / segment_sectors;
-    const std::uint64_t within = p % segment_sectors;
-    const std::uint64_t lba = (k % regions) * region_sectors + (k / regions) * segment_sectors + within;
-    if (lba >= image_sectors) return std::nullopt;
-    return Lba{lba};
-}
-
-std::uint64_t ScanOrder::run_at(std::uint64_t p) const {
-    auto l = lba_at(p);
-    if (!l) return staggered ? segment_sectors - p % segment_sectors : 0;  // skip the hole
-    if (!staggered) return image_sectors - p;
-    return std::min(segment_sectors - p % segment_sectors, image_sectors - l->v);
-}
-
 Scanner::Scanner(remap::RemapLayer& layer, const Geometry& g, HistoryWriter& history, block::Activity& activity,
                  Clock& clock, ScanConfig config, ScanCheckpoint resume, PassRecord resume_pass, Persist persist,
                  bool cache_bypassed)
@@ -102,8 +20,7 @@ Scanner::Scanner(remap::RemapLayer& layer, const Geometry& g, HistoryWriter& his
       cache_bypassed_(cache_bypassed),
       config_(config),
       state_(resume) {
-    ScanOrder order{g.image_sectors.v, kRegionBytes / g.sector_size.bytes(), kSegmentBytes / g.sector_size.bytes(),
-                    config.staggered};
+    const ScanOrder order = ScanOrder::of(g.sector_size, g.image_sectors, config.staggered);
     // A pass that was under way when we stopped goes on where its checkpoint left it.
     in_pass_ = state_.pass_started != 0 && state_.cursor < order.positions();
     if (in_pass_) {
@@ -233,8 +150,7 @@ std::int64_t Scanner::step() {
     // Never outrun the history: its queue holds what the checkpoints have not yet written.
     if (history_.backlog_regions() > kMaxHistoryBacklog) return 100'000;
     const SectorSize ss = geometry_.sector_size;
-    const ScanOrder order{geometry_.image_sectors.v, kRegionBytes / ss.bytes(), kSegmentBytes / ss.bytes(),
-                          cfg.staggered};
+    const ScanOrder order = ScanOrder::of(ss, geometry_.image_sectors, cfg.staggered);
     const Pacer::Decision d = pacer_.next(activity_.sample(), now_us, ss, cfg.sectors_per_scan);
     if (d.wait_us > 0) return d.wait_us;
 
@@ -360,9 +276,7 @@ void Scanner::stop() {
         config_ = c;
         if (in_pass_) {
             // Abandoned: the pass keeps finished = NULL; the next start begins a new one.
-            state_.cursor = ScanOrder{geometry_.image_sectors.v, kRegionBytes / geometry_.sector_size.bytes(),
-                                      kSegmentBytes / geometry_.sector_size.bytes(), c.staggered}
-                                .positions();
+            state_.cursor = ScanOrder::of(geometry_.sector_size, geometry_.image_sectors, c.staggered).positions();
             in_pass_ = false;
             checkpoint_locked(clock_.now_us());
         }
@@ -370,44 +284,31 @@ void Scanner::stop() {
     wake();
 }
 
-json Scanner::status() const {
+ScanStatus Scanner::status() const {
     std::lock_guard lock(mutex_);
-    const ScanOrder order{geometry_.image_sectors.v, kRegionBytes / geometry_.sector_size.bytes(),
-                          kSegmentBytes / geometry_.sector_size.bytes(), config_.staggered};
-    const std::int64_t now_us = clock_.now_us();
-    const double elapsed = static_cast<double>(std::max<std::int64_t>(1, now_us - pass_started_us_)) / 1e6;
+    const ScanOrder order = ScanOrder::of(geometry_.sector_size, geometry_.image_sectors, config_.staggered);
+    ScanStatus s;
+    s.state = !config_.enabled  ? ScanState::disabled
+              : config_.paused  ? ScanState::paused
+              : !rescans_.empty() ? ScanState::rescanning
+              : in_pass_        ? ScanState::scanning
+                                : ScanState::waiting;
+    s.pass = state_.pass;
+    s.positions = order.positions();
+    s.position = std::min(state_.cursor, s.positions);
+    s.percent = in_pass_ ? 100.0 * static_cast<double>(s.position) / static_cast<double>(s.positions) : 100.0;
+    s.total_scans = state_.total_scans;
+    s.warnings_issued = state_.warnings_issued;
+    s.config = config_;
+    if (!in_pass_ && state_.pass_started) s.next_pass_at = state_.pass_started + config_.interval_s;
+    const double elapsed = static_cast<double>(std::max<std::int64_t>(1, clock_.now_us() - pass_started_us_)) / 1e6;
     const double rate = in_pass_ ? static_cast<double>(pass_bytes_) / elapsed : 0.0;
-    const std::uint64_t positions = order.positions();
-    const std::uint64_t cursor = std::min(state_.cursor, positions);
-    std::string st = !config_.enabled ? "disabled"
-                     : config_.paused ? "paused"
-                     : !rescans_.empty() ? "rescanning"
-                     : in_pass_ ? "scanning"
-                                : "waiting";
-    json j = {
-        {"state", st},
-        {"pass", state_.pass},
-        {"position", cursor},
-        {"positions", positions},
-        {"percent", in_pass_ ? 100.0 * static_cast<double>(cursor) / static_cast<double>(positions) : 100.0},
-        {"rate_bytes_per_s", static_cast<std::uint64_t>(rate)},
-        {"total_scans", state_.total_scans},
-        {"warnings_issued", state_.warnings_issued},
-        {"pass_errors", pass_.errors},
-        {"pass_slow_reads", pass_.slow},
-        {"rescanned_sectors", rescanned_},
-        {"cache_bypassed", cache_bypassed_},
-        {"config",
-         {{"enabled", config_.enabled}, {"interval", config_.interval_s}, {"sectors_per_scan", config_.sectors_per_scan},
-          {"intensity", config_.intensity}, {"health_threshold", config_.health_threshold},
-          {"staggered", config_.staggered}, {"paused", config_.paused}}},
-    };
-    if (in_pass_ && rate > 0) {
-        const double left = static_cast<double>(positions - cursor) * geometry_.sector_size.bytes();
-        j["eta_s"] = static_cast<std::int64_t>(left / rate);
-    }
-    if (!in_pass_ && state_.pass_started) j["next_pass_at"] = state_.pass_started + config_.interval_s;
-    return j;
+    ScanStatus::Live live{static_cast<std::uint64_t>(rate), pass_.errors, pass_.slow, rescanned_, cache_bypassed_, {}};
+    if (in_pass_ && rate > 0)
+        live.eta_s = static_cast<std::int64_t>(static_cast<double>(s.positions - s.position) *
+                                               geometry_.sector_size.bytes() / rate);
+    s.live = live;
+    return s;
 }
 
 void Scanner::run(std::stop_token st) {

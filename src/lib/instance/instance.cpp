@@ -5,6 +5,7 @@
 #include "remapfs/block/backing.hpp"
 #include "remapfs/remap/remap_layer.hpp"
 #include "remapfs/block/label.hpp"
+#include "remapfs/control/control.hpp"
 #include "remapfs/core/log.hpp"
 #include "remapfs/remap/recover.hpp"
 #include "remapfs/sys/contents.hpp"
@@ -334,6 +335,10 @@ void Instance::start_services(bool scanner, std::string_view mountpoint) {
     history_->start();
     layer_->remapper().start_worker();
     if (scanner_) scanner_->start();
+}
+
+control::Target Instance::control_target() {
+    return {geometry_, identity_, db_path_, read_only_, layer_->remapper(), *stack_, injector_, scanner_.get()};
 }
 
 Instance::~Instance() {
