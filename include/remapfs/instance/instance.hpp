@@ -10,6 +10,7 @@
 #include "remapfs/core/clock.hpp"
 #include "remapfs/db/store.hpp"
 #include "remapfs/instance/device_layout.hpp"
+#include "remapfs/instance/stack.hpp"
 #include "remapfs/block/geometry.hpp"
 #include "remapfs/health/history.hpp"
 #include "remapfs/health/pacer.hpp"
@@ -75,13 +76,13 @@ public:
     // remapctl without a daemon: everything comes from the database's device row.
     static std::unique_ptr<Instance> open_from_db(const std::string& db_path, bool read_only);
 
-    block::BlockLayer& image() { return *stack_; }         // the remap layer, byte-addressed
-    block::FaultInjector* injector() { return injector_; } // null unless allow_inject
-    const block::Backing& backing() const { return *backing_; }  // the bottom of the stack
-    remap::SpareMeta& spare_meta() { return layer_->spare_meta(); }
+    block::BlockLayer& image() { return *stack_.top; }         // the remap layer, byte-addressed
+    block::FaultInjector* injector() { return stack_.injector; } // null unless allow_inject
+    const block::Backing& backing() const { return *stack_.backing; }  // the bottom of the stack
+    remap::SpareMeta& spare_meta() { return stack_.remap->spare_meta(); }
     // What control commands (the daemon's socket, remapctl offline) work on.
     control::Target control_target();
-    remap::Remapper& remapper() { return layer_->remapper(); }
+    remap::Remapper& remapper() { return stack_.remap->remapper(); }
     remap::TableHolder& tables() { return tables_; }
     db::Store& store() { return *store_; }
     const Geometry& geometry() const { return geometry_; }
@@ -92,23 +93,24 @@ public:
 
 private:
     Instance() = default;
+    void reconcile_after_crash(std::uint64_t next_slot);
 
+    // Storage, and what it is.
     UniqueFd backing_fd_;
     UniqueFd spare_fd_;
-    Geometry geometry_;
-    db::DeviceIdentity identity_;
     std::string db_path_;
+    std::optional<db::Store> store_;
+    db::DeviceIdentity identity_;
+    Geometry geometry_;
     bool read_only_ = false;
     bool direct_ = false;
-    std::optional<db::Store> store_;
-    std::optional<std::int64_t> mount_log_id_;  // this run's mount_log row, closed at a clean stop
+    // The table and the block stack serving it (stack.hpp).
     remap::TableHolder tables_;
-    std::unique_ptr<block::BlockLayer> stack_;
-    block::Backing* backing_ = nullptr;
-    block::FaultInjector* injector_ = nullptr;
-    remap::RemapLayer* layer_ = nullptr;  // the top of stack_: the remap unit
+    Stack stack_;
     Clock* clock_ = nullptr;
     std::unique_ptr<block::Activity> activity_;
+    // The daemon's services (instance_services.cpp).
+    std::optional<std::int64_t> mount_log_id_;  // this run's mount_log row, closed at a clean stop
     std::unique_ptr<health::HistoryWriter> history_;
     std::unique_ptr<health::EventSink> tee_;
     std::unique_ptr<health::Scanner> scanner_;
