@@ -323,7 +323,7 @@ bool mount_to_ready(const Args& a) {
         for (std::uint64_t i = 0; i < n; ++i) lbas[i] = nth_lba(i);
         auto store = db::Store::open(*o.db_path, false, false);
         const auto t0 = Clock::now();
-        store.commit_remaps_bulk(lbas, "bench");
+        store.commit_remaps_bulk(lbas, db::RemapReason::bench);
         fmt::print("Bulk insert of {} remaps in one transaction: {:.2f} s; database {:.0f} MiB.\n\n", n,
                    seconds(t0, Clock::now()), [&] {
                        struct stat st {};

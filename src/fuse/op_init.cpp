@@ -1,5 +1,5 @@
 #include "fuse/ops.hpp"
-#include "fuse/session_loop.hpp"
+#include "fuse/transport/session_loop.hpp"
 
 #include <algorithm>
 

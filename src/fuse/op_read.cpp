@@ -1,6 +1,6 @@
 #include "fuse/ops.hpp"
 #include "fuse/reply.hpp"
-#include "fuse/worker_buffer.hpp"
+#include "fuse/transport/worker_buffer.hpp"
 #include "remapfs/core/log.hpp"
 
 namespace remapfs::fuse_op {

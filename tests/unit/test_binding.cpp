@@ -88,15 +88,15 @@ TEST_CASE("a restored older database is refused and the table is rebuilt from th
     {
         auto in = Instance::open(opts(d));
         REQUIRE(in->image().pwrite(a, ByteOffset{10 * 4096}));
-        REQUIRE(in->remapper().remap(Lba{10}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{10}, db::RemapReason::manual));
     }
     copy(d.file("db"), d.file("backup.db"));  // yesterday's backup
     {
         auto in = Instance::open(opts(d));
         REQUIRE(in->image().pwrite(b, ByteOffset{20 * 4096}));
-        REQUIRE(in->remapper().remap(Lba{20}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{20}, db::RemapReason::manual));
         REQUIRE(in->remapper().unremap(Lba{10}));
-        REQUIRE(in->remapper().remap(Lba{30}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{30}, db::RemapReason::manual));
     }
     // The sectors' old places now hold something else: serving the old table would show it.
     const auto junk = test::pattern(4096, 3);
@@ -117,7 +117,7 @@ TEST_CASE("a restored older database is refused and the table is rebuilt from th
     CHECK(read_image(*in, Lba{20}) == b);
     CHECK(read_image(*in, Lba{10}) == a);
     // The rebuilt table goes on as usual.
-    REQUIRE(in->remapper().remap(Lba{40}, "manual"));
+    REQUIRE(in->remapper().remap(Lba{40}, db::RemapReason::manual));
     CHECK(in->remapper().generation() == 5);
 }
 
@@ -130,7 +130,7 @@ TEST_CASE("a lost database is rebuilt from the device into a new one") {
         auto in = Instance::open(opts(d));
         uuid = in->identity().uuid;
         REQUIRE(in->image().pwrite(a, ByteOffset{7 * 4096}));
-        REQUIRE(in->remapper().remap(Lba{7}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{7}, db::RemapReason::manual));
     }
     std::filesystem::remove(d.file("db"));
     RebuildOptions r;
@@ -205,7 +205,7 @@ TEST_CASE("a torn newest label copy leaves the older one, which the database is 
     {
         auto in = Instance::open(opts(d));
         g = in->geometry();
-        REQUIRE(in->remapper().remap(Lba{3}, "manual"));  // generation 1: copy B
+        REQUIRE(in->remapper().remap(Lba{3}, db::RemapReason::manual));  // generation 1: copy B
     }
     const auto junk = test::pattern(512, 8);
     write_at(d.file("backing"), g.label_offset(1).v + 1024, junk.data(), junk.size());
@@ -222,7 +222,7 @@ TEST_CASE("an unclean stop is noticed and the slot headers are put right at the 
         auto in = Instance::open(opts(d));
         g = in->geometry();
         tag = in->spare_meta().device_tag();
-        REQUIRE(in->remapper().remap(Lba{3}, "manual"));  // slot 0
+        REQUIRE(in->remapper().remap(Lba{3}, db::RemapReason::manual));  // slot 0
     }
     db::Connection c(d.file("db"), db::Connection::Mode::read_write);
     CHECK(c.query_int("SELECT dirty FROM device") == 0);  // a clean close
@@ -294,7 +294,7 @@ TEST_CASE("a device made by remapfs 0.1 (layout 1) mounts as before and keeps it
     CHECK(read_image(*in, Lba{3}) == data);
     const auto more = test::pattern(4096, 10);
     REQUIRE(in->image().pwrite(more, ByteOffset{5 * 4096}));
-    REQUIRE(in->remapper().remap(Lba{5}, "manual"));
+    REQUIRE(in->remapper().remap(Lba{5}, db::RemapReason::manual));
     in.reset();
     CHECK(read_at(d.file("backing"), image + 2 * 4096, 4096) == more);  // slot 1 where 0.1 put it
     in = Instance::open(opts(d));
@@ -306,7 +306,7 @@ TEST_CASE("recover refuses a database that is not older than the device, unless 
     make_file(d.file("backing"), 16 << 20);
     {
         auto in = Instance::open(opts(d));
-        REQUIRE(in->remapper().remap(Lba{3}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{3}, db::RemapReason::manual));
     }
     RebuildOptions r;
     r.db_path = d.file("db");

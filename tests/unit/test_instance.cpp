@@ -60,7 +60,7 @@ TEST_CASE("remaps survive a reopen and the label binds the database to its backi
     {
         auto in = Instance::open(opts(d));
         REQUIRE(in->image().pwrite(data, ByteOffset{10 * 4096}));
-        auto slot = in->remapper().remap(Lba{10}, "manual");
+        auto slot = in->remapper().remap(Lba{10}, db::RemapReason::manual);
         REQUIRE(slot);
         CHECK(*slot == SpareSlot{0});
     }
@@ -101,9 +101,9 @@ TEST_CASE("a reopen loads remaps and pending sectors into one table") {
     make_file(d.file("backing"), 16 << 20);
     {
         auto in = Instance::open(opts(d));
-        REQUIRE(in->remapper().remap(Lba{10}, "manual"));
-        REQUIRE(in->remapper().remap(Lba{20}, "manual"));
-        REQUIRE(in->remapper().remap(Lba{30}, "manual"));
+        REQUIRE(in->remapper().remap(Lba{10}, db::RemapReason::manual));
+        REQUIRE(in->remapper().remap(Lba{20}, db::RemapReason::manual));
+        REQUIRE(in->remapper().remap(Lba{30}, db::RemapReason::manual));
         // Pending before, between and after the remaps, and on a remapped sector.
         for (std::uint64_t lba : {2, 15, 20, 40}) (void)in->remapper().mark_pending(Lba{lba}, EIO);
     }
@@ -147,7 +147,7 @@ TEST_CASE("a separate spare file keeps the whole backing for the image") {
     auto in = Instance::open(o);
     CHECK(in->geometry().image_bytes().v == 8u << 20);
     CHECK(in->geometry().spare_slots.v == 252);
-    auto slot = in->remapper().remap(Lba{0}, "manual");
+    auto slot = in->remapper().remap(Lba{0}, db::RemapReason::manual);
     REQUIRE(slot);
     // Reopen without naming the spare: the database remembers it.
     in.reset();

@@ -23,8 +23,8 @@ TEST_CASE("each sector of a request is checked on its own") {
     auto before = test::pattern(64 * 512, 2);
     REQUIRE(s.layer->pwrite(before, ByteOffset{0}));
     // Remap sectors in the middle of a multi-sector range, not only its first sector.
-    auto a = s.remapper->remap(Lba{5}, "manual");
-    auto b = s.remapper->remap(Lba{7}, "manual");
+    auto a = s.remapper->remap(Lba{5}, db::RemapReason::manual);
+    auto b = s.remapper->remap(Lba{7}, db::RemapReason::manual);
     REQUIRE(a);
     REQUIRE(b);
     // The copy moved the sector's data into its slot before the remap was published.
@@ -48,7 +48,7 @@ TEST_CASE("partial sectors use read-modify-write on the remapped slot") {
         test::MemStack s(ss, 16, 4);
         auto base = test::pattern(16 * ss, 4);
         REQUIRE(s.layer->pwrite(base, ByteOffset{0}));
-        auto slot = s.remapper->remap(Lba{2}, "manual");
+        auto slot = s.remapper->remap(Lba{2}, db::RemapReason::manual);
         REQUIRE(slot);
         // Head partial in sector 2, body sector 3, tail partial in sector 4.
         const std::uint64_t off = 2 * ss + 100;
@@ -68,7 +68,7 @@ TEST_CASE("partial sectors use read-modify-write on the remapped slot") {
 TEST_CASE("discard zeros remapped and unremapped sectors alike") {
     test::MemStack s(512, 16, 4);
     REQUIRE(s.layer->pwrite(test::pattern(16 * 512, 7), ByteOffset{0}));
-    REQUIRE(s.remapper->remap(Lba{3}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{3}, db::RemapReason::manual));
     REQUIRE(s.layer->discard(ByteOffset{2 * 512 + 10}, ByteCount{3 * 512}));
     auto after = read(*s.layer, 0, 16 * 512);
     for (std::size_t i = 2 * 512 + 10; i < 5 * 512 + 10; ++i) REQUIRE(after[i] == std::byte{0});
@@ -79,7 +79,7 @@ TEST_CASE("unremap copies the data back and frees the slot") {
     test::MemStack s(4096, 8, 2);
     auto data = test::pattern(8 * 4096, 8);
     REQUIRE(s.layer->pwrite(data, ByteOffset{0}));
-    auto slot = s.remapper->remap(Lba{1}, "manual");
+    auto slot = s.remapper->remap(Lba{1}, db::RemapReason::manual);
     REQUIRE(slot);
     auto newer = test::pattern(4096, 9);
     REQUIRE(s.layer->pwrite(newer, ByteOffset{4096}));
@@ -88,19 +88,19 @@ TEST_CASE("unremap copies the data back and frees the slot") {
     CHECK(read(*s.layer, 4096, 4096) == newer);
     CHECK(s.remapper->unremap(Lba{1}).error() == ENOENT);
     // The freed slot is reused first.
-    auto again = s.remapper->remap(Lba{6}, "manual");
+    auto again = s.remapper->remap(Lba{6}, db::RemapReason::manual);
     REQUIRE(again);
     CHECK(*again == *slot);
 }
 
 TEST_CASE("remap refuses duplicates, out-of-range sectors and full spares") {
     test::MemStack s(4096, 8, 2);
-    REQUIRE(s.remapper->remap(Lba{0}, "manual"));
-    CHECK(s.remapper->remap(Lba{0}, "manual").error() == EEXIST);
-    CHECK(s.remapper->remap(Lba{8}, "manual").error() == EINVAL);
-    REQUIRE(s.remapper->remap(Lba{1}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{0}, db::RemapReason::manual));
+    CHECK(s.remapper->remap(Lba{0}, db::RemapReason::manual).error() == EEXIST);
+    CHECK(s.remapper->remap(Lba{8}, db::RemapReason::manual).error() == EINVAL);
+    REQUIRE(s.remapper->remap(Lba{1}, db::RemapReason::manual));
     CHECK(s.remapper->usage().exhausted());
-    CHECK(s.remapper->remap(Lba{2}, "manual").error() == ENOSPC);
+    CHECK(s.remapper->remap(Lba{2}, db::RemapReason::manual).error() == ENOSPC);
     // Everything else keeps working.
     auto d = test::pattern(4096, 10);
     REQUIRE(s.layer->pwrite(d, ByteOffset{2 * 4096}));
@@ -109,8 +109,8 @@ TEST_CASE("remap refuses duplicates, out-of-range sectors and full spares") {
 
 TEST_CASE("remaps are persisted with their allocator state") {
     test::MemStack s(4096, 8, 4);
-    REQUIRE(s.remapper->remap(Lba{3}, "manual"));
-    REQUIRE(s.remapper->remap(Lba{5}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{3}, db::RemapReason::manual));
+    REQUIRE(s.remapper->remap(Lba{5}, db::RemapReason::manual));
     REQUIRE(s.remapper->unremap(Lba{3}));
     auto rows = s.store->remaps();
     REQUIRE(rows.size() == 1);
@@ -137,10 +137,10 @@ TEST_CASE("writers racing a remap never lose data") {
         }
     });
     for (int k = 0; k < 50; ++k) {
-        REQUIRE(s.remapper->remap(Lba{4}, "manual"));
+        REQUIRE(s.remapper->remap(Lba{4}, db::RemapReason::manual));
         REQUIRE(s.remapper->unremap(Lba{4}));
     }
-    REQUIRE(s.remapper->remap(Lba{4}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{4}, db::RemapReason::manual));
     stop = true;
     writer.join();
     CHECK(read(*s.layer, 4 * 512, 512) == test::pattern(512, last));

@@ -84,7 +84,7 @@ TEST_CASE("a manual remap retires a slot that fails and uses the next one") {
     auto d = test::pattern(4096, 4);
     REQUIRE(s.layer->pwrite(d, ByteOffset{6 * 4096}));
     s.inject({{"sectors", "0"}, {"target", "spare"}, {"op", "write"}});
-    auto slot = s.remapper->remap(Lba{6}, "manual");
+    auto slot = s.remapper->remap(Lba{6}, db::RemapReason::manual);
     REQUIRE(slot);
     CHECK(*slot == SpareSlot{1});
     CHECK(count(*s.store, "SELECT count(*) FROM retired_slot WHERE slot = 0") == 1);
@@ -92,13 +92,13 @@ TEST_CASE("a manual remap retires a slot that fails and uses the next one") {
     CHECK(read(*s.layer, 6 * 4096, 4096) == d);
     // The next remap does not pick the bad slot again.
     REQUIRE(s.layer->pwrite(d, ByteOffset{7 * 4096}));
-    CHECK(s.remapper->remap(Lba{7}, "manual").value() == SpareSlot{2});
+    CHECK(s.remapper->remap(Lba{7}, db::RemapReason::manual).value() == SpareSlot{2});
 }
 
 TEST_CASE("a manual remap of an unreadable sector retires nothing") {
     test::MemStack s(4096, 16, 4);
     s.inject({{"sectors", "6"}, {"op", "read"}});
-    CHECK(s.remapper->remap(Lba{6}, "manual").error() == EIO);
+    CHECK(s.remapper->remap(Lba{6}, db::RemapReason::manual).error() == EIO);
     CHECK(count(*s.store, "SELECT count(*) FROM retired_slot") == 0);
     CHECK(s.remapper->usage().free() == 4);
     CHECK_FALSE(s.tables.load()->find(Lba{6}));
@@ -108,7 +108,7 @@ TEST_CASE("unremapping a pending sector retires its failing slot and clears pend
     test::MemStack s(4096, 16, 4);
     auto d = test::pattern(4096, 5);
     REQUIRE(s.layer->pwrite(d, ByteOffset{3 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{3}, "manual"));  // slot 0
+    REQUIRE(s.remapper->remap(Lba{3}, db::RemapReason::manual));  // slot 0
     s.inject({{"sectors", "0"}, {"target", "spare"}, {"op", "read"}, {"probability", 0.5}});
     std::vector<std::byte> b(4096);
     for (int i = 0; i < 50 && count(*s.store, "SELECT count(*) FROM pending") == 0; ++i)

@@ -40,7 +40,7 @@ TEST_CASE("every change writes its slot headers and then the label's generation"
     test::MemStack s(4096, 64, 8);
     auto d = test::pattern(4096, 1);
     REQUIRE(s.layer->pwrite(d, ByteOffset{5 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{5}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{5}, db::RemapReason::manual));
     auto h = headers(s);
     REQUIRE(h.size() == 1);
     CHECK(h[0] == SlotHeader{State::mapped, Lba{5}, 1});
@@ -68,7 +68,7 @@ TEST_CASE("the table is rebuilt from the slot headers alone") {
     auto d = test::pattern(4096, 2);
     for (std::uint64_t l : {3ull, 10ull, 11ull, 40ull, 200ull}) {
         REQUIRE(s.layer->pwrite(d, ByteOffset{l * 4096}));
-        REQUIRE(s.remapper->remap(Lba{l}, "manual"));
+        REQUIRE(s.remapper->remap(Lba{l}, db::RemapReason::manual));
     }
     REQUIRE(s.remapper->unremap(Lba{11}));  // slot 2 freed
     // A remapped sector whose slot fails moves: its old slot is retired.
@@ -94,7 +94,7 @@ TEST_CASE("a header of a change that never committed is ignored and blanked; a n
     test::MemStack s(4096, 64, 16);
     auto d = test::pattern(4096, 3);
     REQUIRE(s.layer->pwrite(d, ByteOffset{7 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{7}, "manual"));  // slot 0, generation 1
+    REQUIRE(s.remapper->remap(Lba{7}, db::RemapReason::manual));  // slot 0, generation 1
     const std::uint64_t g = s.meta->generation();
     put_header(s, SpareSlot{1}, {State::mapped, Lba{8}, g + 1});  // crashed before its commit
     put_header(s, SpareSlot{2}, {State::mapped, Lba{7}, g - 1});  // an older home of sector 7
@@ -116,7 +116,7 @@ TEST_CASE("after an unclean session the headers are put in step with the table")
     auto d = test::pattern(4096, 4);
     for (std::uint64_t l : {1ull, 2ull, 3ull}) {
         REQUIRE(s.layer->pwrite(d, ByteOffset{l * 4096}));
-        REQUIRE(s.remapper->remap(Lba{l}, "manual"));
+        REQUIRE(s.remapper->remap(Lba{l}, db::RemapReason::manual));
     }
     const std::uint64_t g = s.remapper->generation();
     put_header(s, SpareSlot{3}, {State::mapped, Lba{50}, g + 1});  // the next slot: a remap cut off
@@ -141,7 +141,7 @@ TEST_CASE("a relocation cut off before its label keeps the old slot as the secto
     // the sector, or a rebuild sends it to its failed place and loses every acknowledged write.
     test::MemStack s(4096, 64, 16);
     REQUIRE(s.layer->pwrite(test::pattern(4096, 10), ByteOffset{5 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{5}, "manual"));  // slot 0, generation 1
+    REQUIRE(s.remapper->remap(Lba{5}, db::RemapReason::manual));  // slot 0, generation 1
     const auto acked = test::pattern(4096, 11);
     REQUIRE(s.layer->pwrite(acked, ByteOffset{5 * 4096}));  // lives in slot 0
     std::vector<std::byte> at_cut;
@@ -170,9 +170,9 @@ TEST_CASE("a remap's header that no reconcile removed cannot pass for committed 
     test::MemStack s(4096, 64, 16);
     auto d = test::pattern(4096, 20);
     REQUIRE(s.layer->pwrite(d, ByteOffset{1 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{1}, "manual"));  // slot 0, generation 1
+    REQUIRE(s.remapper->remap(Lba{1}, db::RemapReason::manual));  // slot 0, generation 1
     REQUIRE(s.layer->pwrite(d, ByteOffset{2 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{2}, "manual"));  // slot 1, generation 2
+    REQUIRE(s.remapper->remap(Lba{2}, db::RemapReason::manual));  // slot 1, generation 2
     REQUIRE(s.remapper->unremap(Lba{2}));          // slot 1 freed, generation 3
     const std::uint64_t g = s.remapper->generation();
     put_header(s, SpareSlot{2}, {State::mapped, Lba{30}, g + 1});
@@ -180,7 +180,7 @@ TEST_CASE("a remap's header that no reconcile removed cannot pass for committed 
     REQUIRE(rec);
     CHECK(rec->fixed == 1);
     REQUIRE(s.layer->pwrite(d, ByteOffset{5 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{5}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{5}, db::RemapReason::manual));
     auto rep = remap::rebuild(*s.meta, s.g);
     REQUIRE(rep);
     CHECK(rep->state.remaps.size() == 2);  // 1 and 5 only
@@ -191,12 +191,12 @@ TEST_CASE("an unreadable header block is written anew and the record marked behi
     auto d = test::pattern(4096, 30);
     for (std::uint64_t l : {1ull, 2ull}) {
         REQUIRE(s.layer->pwrite(d, ByteOffset{l * 4096}));
-        REQUIRE(s.remapper->remap(Lba{l}, "manual"));
+        REQUIRE(s.remapper->remap(Lba{l}, db::RemapReason::manual));
     }
     const std::uint64_t block0 = s.g.header_block_offset(0).v / 4096;
     s.inject({{"sectors", std::to_string(block0)}, {"op", "read"}});
     REQUIRE(s.layer->pwrite(d, ByteOffset{3 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{3}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{3}, db::RemapReason::manual));
     CHECK(s.remapper->records_behind());  // slots 0 and 1 lost their headers with the block
     s.faults->clear();
     CHECK(headers(s).size() == 1);
@@ -214,7 +214,7 @@ TEST_CASE("a label copy that fails is skipped: the other one takes the generatio
     const std::uint64_t copy_b = s.g.label_offset(1).v / 4096;  // the first one written (MemStack says A is newest)
     s.inject({{"sectors", std::to_string(copy_b)}, {"op", "write"}});
     REQUIRE(s.layer->pwrite(test::pattern(4096, 40), ByteOffset{4 * 4096}));
-    REQUIRE(s.remapper->remap(Lba{4}, "manual"));
+    REQUIRE(s.remapper->remap(Lba{4}, db::RemapReason::manual));
     CHECK(s.meta->generation() == 1);
     CHECK(label_generation(s, 0) == 1);
     CHECK_FALSE(s.remapper->records_behind());

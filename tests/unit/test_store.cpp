@@ -111,11 +111,11 @@ TEST_CASE("identity and remap rows round-trip") {
     {
         auto s = db::Store::open(d.file("i.db"), true, false);
         s.bind(small_identity(50));
-        REQUIRE(s.commit_remap(Lba{7}, SpareSlot{0}, false, "manual", 1));
-        REQUIRE(s.commit_remap(Lba{9}, SpareSlot{1}, false, "manual", 1));
+        REQUIRE(s.commit_remap(Lba{7}, SpareSlot{0}, false, db::RemapReason::manual, 1));
+        REQUIRE(s.commit_remap(Lba{9}, SpareSlot{1}, false, db::RemapReason::manual, 1));
         // A sector can have only one slot and a slot only one sector.
-        CHECK(s.commit_remap(Lba{7}, SpareSlot{2}, false, "manual", 1).error() == EIO);
-        CHECK(s.commit_remap(Lba{8}, SpareSlot{1}, false, "manual", 1).error() == EIO);
+        CHECK(s.commit_remap(Lba{7}, SpareSlot{2}, false, db::RemapReason::manual, 1).error() == EIO);
+        CHECK(s.commit_remap(Lba{8}, SpareSlot{1}, false, db::RemapReason::manual, 1).error() == EIO);
     }
     auto s = db::Store::open(d.file("i.db"), false, true);
     auto id = s.identity();
@@ -134,10 +134,10 @@ TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consi
     test::TempDir d;
     auto s = db::Store::open(d.file("b.db"), true, false);
     s.bind(small_identity(5));
-    REQUIRE(s.commit_remap(Lba{1}, SpareSlot{0}, false, "manual", 1));
+    REQUIRE(s.commit_remap(Lba{1}, SpareSlot{0}, false, db::RemapReason::manual, 1));
     REQUIRE(s.commit_pending(Lba{5}, EIO));
     const std::vector<Lba> lbas{Lba{3}, Lba{5}, Lba{8}};
-    s.commit_remaps_bulk(lbas, "bench");
+    s.commit_remaps_bulk(lbas, db::RemapReason::bench);
     CHECK(s.allocator().next_slot == 4);
     CHECK(s.remap_count() == 4);
     CHECK(s.pending().empty());  // a remapped sector is no longer pending
@@ -146,7 +146,7 @@ TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consi
     CHECK(rows == std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 0}, {3, 1}, {5, 2}, {8, 3}});
     // Two more do not fit the one slot left: refused, and nothing is written.
     const std::vector<Lba> more{Lba{20}, Lba{21}};
-    CHECK_THROWS_WITH_AS(s.commit_remaps_bulk(more, "bench"), doctest::Contains("do not fit"), std::runtime_error);
+    CHECK_THROWS_WITH_AS(s.commit_remaps_bulk(more, db::RemapReason::bench), doctest::Contains("do not fit"), std::runtime_error);
     CHECK(s.remap_count() == 4);
     CHECK(s.allocator().next_slot == 4);
 }
@@ -204,7 +204,7 @@ TEST_CASE("a remap commit waits out another connection holding the write lock") 
     Result<void> r = Errno{EINVAL};
     std::atomic<bool> done{false};
     std::thread t([&] {
-        r = s.commit_remap(Lba{4}, SpareSlot{0}, false, "write-error", 7);
+        r = s.commit_remap(Lba{4}, SpareSlot{0}, false, db::RemapReason::write_error, 7);
         done = true;
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // 15 busy timeouts

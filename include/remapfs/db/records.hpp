@@ -8,7 +8,9 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace remapfs::db {
@@ -19,6 +21,11 @@ enum class Source { user, scan, admin };
 // As stored in sector_event.kind and .source (what sqlite3 users see).
 const char* to_string(EventKind k);
 const char* to_string(Source s);
+
+// Why a sector was remapped; stored as text in remap.reason (what sqlite3 users read).
+enum class RemapReason { manual, write_error, rewrite_pending, read_errors, slow_reads, recovered, bench };
+const char* to_string(RemapReason r);
+std::optional<RemapReason> remap_reason_from(std::string_view text);
 
 struct SectorEvent {
     std::int64_t t = 0;  // unix seconds

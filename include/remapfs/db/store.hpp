@@ -40,7 +40,7 @@ struct RemapRow {
     Lba lba;
     SpareSlot slot;
     std::string state;
-    std::string reason;
+    std::string reason;  // as stored: to_string(RemapReason) for every row remapfs writes
     std::int64_t created = 0;
 };
 
@@ -117,7 +117,7 @@ public:
     // Changes of the mapping carry the generation they make the table (device.generation).
     // New remap of lba to slot (and lba is no longer pending). from_free_list: the slot came
     // from free_slot, else it is next_slot (which advances).
-    Result<void> commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason,
+    Result<void> commit_remap(Lba lba, SpareSlot slot, bool from_free_list, RemapReason reason,
                               std::uint64_t generation) noexcept;
     // The slot is freed, or retired if it was the failing copy (a pending sector); the sector is
     // no longer pending.
@@ -131,7 +131,7 @@ public:
     // Offline bulk load (benchmarks, imports): remaps each of lbas (none remapped yet) to the
     // slots from next_slot on, in one transaction, so next_slot stays the count of slots handed
     // out. Not for a store a running Remapper uses: its allocator state would go stale. Throws.
-    void commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reason);
+    void commit_remaps_bulk(std::span<const Lba> lbas, RemapReason reason);
     // Replaces the remap table, the allocator and the pending list with a rebuilt state, in
     // one transaction (remapctl recover). Throws.
     void replace_remap_state(const RebuiltState& s);

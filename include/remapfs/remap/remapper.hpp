@@ -67,12 +67,12 @@ public:
     // Moves. EEXIST: already remapped; ENOSPC: no free slot; EINVAL: outside the image; EIO:
     // the sector (remap) or its slot (unremap) could not be read, or no slot took the data;
     // a host error as it came. Nothing changed unless it succeeded.
-    Result<SpareSlot> remap(Lba lba, std::string_view reason);
+    Result<SpareSlot> remap(Lba lba, db::RemapReason reason);
     Result<void> unremap(Lba lba);  // ENOENT: not remapped
 
     // From inside an I/O request (callers may hold a snapshot). `sector` is the whole sector's
     // new content.
-    Result<void> remap_with_data(Lba lba, std::span<const std::byte> sector, std::string_view reason);
+    Result<void> remap_with_data(Lba lba, std::span<const std::byte> sector, db::RemapReason reason);
     Result<void> mark_pending(Lba lba, int err);
     void note_recovered_read(Lba lba);                // failed, then read fine on a retry
     void note_slow_read(Lba first, SectorCount n, std::int64_t latency_us);  // one request over the threshold
@@ -101,7 +101,7 @@ private:
         enum class Kind { move, probe } kind;
         Lba lba;
         SectorCount count;
-        std::string reason;
+        db::RemapReason reason;
         Source source;  // whose I/O found it: the worker reports on its behalf
     };
     Result<Allocation> allocate();
@@ -111,7 +111,7 @@ private:
     Result<Allocation> write_to_fresh_slot(std::span<const std::byte> sector, std::optional<Allocation> first = {});
     // Header, database, label for a new remap of lba (spare_meta.hpp); gives the slot back if
     // the database refuses.
-    Result<void> commit_new_mapping(Lba lba, Allocation a, std::string_view reason);
+    Result<void> commit_new_mapping(Lba lba, Allocation a, db::RemapReason reason);
     void record(const Result<void>& r, const char* what);  // a spare-record write's outcome
     void commit_label(std::uint64_t generation);
     void enqueue(Task t);

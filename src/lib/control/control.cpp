@@ -215,7 +215,9 @@ json execute(const Target& in, const json& req, std::stop_token stop) noexcept {
             if (in.read_only) return failure(EROFS, "the instance is read-only");
             const std::uint64_t lba = req.at("lba").get<std::uint64_t>();
             if (cmd == "remap") {
-                auto r = in.remapper.remap(Lba{lba}, req.value("reason", "manual"));
+                const auto reason = db::remap_reason_from(req.value("reason", "manual"));
+                if (!reason) return failure(EINVAL, fmt::format("unknown remap reason '{}'", req.value("reason", "")));
+                auto r = in.remapper.remap(Lba{lba}, *reason);
                 if (!r) return failure(r.error(), remap_error(r.error(), lba, g));
                 return {{"ok", true}, {"lba", lba}, {"spare_slot", r->v}};
             }

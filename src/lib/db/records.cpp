@@ -21,6 +21,26 @@ const char* to_string(EventKind k) {
     return "?";
 }
 
+const char* to_string(RemapReason r) {
+    switch (r) {
+    case RemapReason::manual: return "manual";
+    case RemapReason::write_error: return "write-error";
+    case RemapReason::rewrite_pending: return "rewrite-pending";
+    case RemapReason::read_errors: return "read-errors";
+    case RemapReason::slow_reads: return "slow-reads";
+    case RemapReason::recovered: return "recovered";
+    case RemapReason::bench: return "bench";
+    }
+    return "?";
+}
+
+std::optional<RemapReason> remap_reason_from(std::string_view text) {
+    for (RemapReason r : {RemapReason::manual, RemapReason::write_error, RemapReason::rewrite_pending,
+                          RemapReason::read_errors, RemapReason::slow_reads, RemapReason::recovered, RemapReason::bench})
+        if (text == to_string(r)) return r;
+    return std::nullopt;
+}
+
 const char* to_string(Source s) {
     switch (s) {
     case Source::user: return "user";

@@ -256,12 +256,12 @@ Result<void> in_transaction(Connection& c, const char* what, std::uint64_t n, F&
 
 }  // namespace
 
-Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, std::string_view reason,
+Result<void> Store::commit_remap(Lba lba, SpareSlot slot, bool from_free_list, RemapReason reason,
                                  std::uint64_t generation) noexcept {
     auto guard = lock();
     return in_transaction(conn_, "committing remap of sector", lba.v, [&] {
         Statement& ins = conn_.prepared("INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
-        ins.use()(i64(lba.v))(i64(slot.v))(reason)(static_cast<std::int64_t>(std::time(nullptr))).exec();
+        ins.use()(i64(lba.v))(i64(slot.v))(std::string_view(to_string(reason)))(static_cast<std::int64_t>(std::time(nullptr))).exec();
         take_slot(conn_, slot, from_free_list);
         clear_pending(conn_, lba);
         set_generation(conn_, generation);
@@ -317,7 +317,7 @@ Result<void> Store::commit_pending(Lba lba, int err) noexcept {
     });
 }
 
-void Store::commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reason) {
+void Store::commit_remaps_bulk(std::span<const Lba> lbas, RemapReason reason) {
     auto guard = lock();
     Transaction txn(conn_);
     const auto slots = static_cast<std::uint64_t>(conn_.query_int("SELECT spare_slots FROM device WHERE id = 1"));
@@ -329,7 +329,7 @@ void Store::commit_remaps_bulk(std::span<const Lba> lbas, std::string_view reaso
     Statement& ins = conn_.prepared("INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', ?, ?)");
     Statement& clr = conn_.prepared("DELETE FROM pending WHERE lba = ?");
     for (Lba lba : lbas) {
-        ins.use()(i64(lba.v))(i64(next++))(reason)(now).exec();
+        ins.use()(i64(lba.v))(i64(next++))(std::string_view(to_string(reason)))(now).exec();
         clr.use()(i64(lba.v)).exec();
     }
     Statement& adv = conn_.prepared("UPDATE allocator SET next_slot = ? WHERE id = 1");

@@ -114,7 +114,7 @@ Result<void> RemapLayer::write_one(Lba lba, const std::byte* in) {
         // A pending sector is not rewritten in place: drive semantics, it gets a fresh slot.
         if (e && e->pending) {
             s.reset();
-            return remapper_.remap_with_data(lba, sector, "rewrite-pending");
+            return remapper_.remap_with_data(lba, sector, db::RemapReason::rewrite_pending);
         }
         remapped = e && e->remapped();
         r = next_->pwrite(sector, remapped ? geometry_.slot_offset(e->slot) : geometry_.data_offset(lba));
@@ -125,7 +125,7 @@ Result<void> RemapLayer::write_one(Lba lba, const std::byte* in) {
         (void)remapper_.mark_pending(lba, r.error());
         return Errno{EIO};
     }
-    return remapper_.remap_with_data(lba, sector, "write-error");
+    return remapper_.remap_with_data(lba, sector, db::RemapReason::write_error);
 }
 
 bool RemapLayer::transfer_runs(Io io, const Table& t, Lba first, SectorCount n, std::byte* data,

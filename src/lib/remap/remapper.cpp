@@ -139,7 +139,7 @@ Result<Remapper::Allocation> Remapper::write_to_fresh_slot(std::span<const std::
     return Errno{EIO};
 }
 
-Result<void> Remapper::commit_new_mapping(Lba lba, Allocation a, std::string_view reason) {
+Result<void> Remapper::commit_new_mapping(Lba lba, Allocation a, db::RemapReason reason) {
     const std::uint64_t g = ++generation_;
     record(meta_.write(std::array{SlotChange{a.slot, {SlotHeader::State::mapped, lba, g}}}), "a slot header");
     if (auto c = store_.commit_remap(lba, a.slot, a.from_free_list, reason, g); !c) {
@@ -152,7 +152,7 @@ Result<void> Remapper::commit_new_mapping(Lba lba, Allocation a, std::string_vie
     return ok();
 }
 
-Result<SpareSlot> Remapper::remap(Lba lba, std::string_view reason) {
+Result<SpareSlot> Remapper::remap(Lba lba, db::RemapReason reason) {
     if (!geometry_.contains(lba)) return Errno{EINVAL};
     std::lock_guard lock(tables_.writer_mutex());
     const std::optional<Entry> prev = current_entry(tables_, lba);
@@ -179,8 +179,8 @@ Result<SpareSlot> Remapper::remap(Lba lba, std::string_view reason) {
         return Errno{done.error()};
     }
     tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
-    log::info("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, reason);
-    emit(EventKind::remap, lba, -1, std::string(reason));
+    log::info("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, db::to_string(reason));
+    emit(EventKind::remap, lba, -1, db::to_string(reason));
     return a->slot;
 }
 
@@ -222,8 +222,8 @@ Result<void> Remapper::unremap(Lba lba) {
     return ok();
 }
 
-Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> sector, std::string_view reason) {
-    if (reason == "write-error") emit(EventKind::write_error, lba);
+Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> sector, db::RemapReason reason) {
+    if (reason == db::RemapReason::write_error) emit(EventKind::write_error, lba);
     std::lock_guard lock(tables_.writer_mutex());
     const std::optional<Entry> prev = current_entry(tables_, lba);
     if (prev && prev->remapped()) {
@@ -258,8 +258,8 @@ Result<void> Remapper::remap_with_data(Lba lba, std::span<const std::byte> secto
     if (!a) return Errno{a.error()};
     REMAPFS_TRY(commit_new_mapping(lba, *a, reason));
     tables_.update([&](const Table& t) { return t.with({lba, a->slot, State::active}); }, TableHolder::Grace::skip);
-    log::warning("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, reason);
-    emit(EventKind::remap, lba, -1, std::string(reason));
+    log::warning("sector {} remapped to spare slot {} ({})", lba.v, a->slot.v, db::to_string(reason));
+    emit(EventKind::remap, lba, -1, db::to_string(reason));
     return ok();
 }
 
@@ -286,7 +286,7 @@ void Remapper::note_recovered_read(Lba lba) {
         if (++recovered_[lba.v] < policy_.error_threshold) return;
         recovered_.erase(lba.v);
     }
-    enqueue({Task::Kind::move, lba, SectorCount{1}, "read-errors", current_source()});
+    enqueue({Task::Kind::move, lba, SectorCount{1}, db::RemapReason::read_errors, current_source()});
 }
 
 void Remapper::count_slow(Lba lba, std::int64_t latency_us) {
@@ -297,14 +297,14 @@ void Remapper::count_slow(Lba lba, std::int64_t latency_us) {
         if (++slow_[lba.v] < policy_.slow_count) return;
         slow_.erase(lba.v);
     }
-    enqueue({Task::Kind::move, lba, SectorCount{1}, "slow-reads", current_source()});
+    enqueue({Task::Kind::move, lba, SectorCount{1}, db::RemapReason::slow_reads, current_source()});
 }
 
 void Remapper::note_slow_read(Lba first, SectorCount n, std::int64_t latency_us) {
     if (policy_.slow_us == 0) return;
     if (n.v == 1) return count_slow(first, latency_us);
     // Which sector of the request was slow? Time them one by one, off the I/O path.
-    enqueue({Task::Kind::probe, first, n, "", current_source()});
+    enqueue({Task::Kind::probe, first, n, db::RemapReason::slow_reads, current_source()});
 }
 
 void Remapper::enqueue(Task t) {
@@ -322,7 +322,7 @@ void Remapper::run(const Task& t) {
     if (t.kind == Task::Kind::move) {
         auto r = remap(t.lba, t.reason);
         if (!r && r.error() != EEXIST)
-            log::warning("pre-emptive remap of sector {} ({}) failed: {}", t.lba.v, t.reason, errno_name(r.error()));
+            log::warning("pre-emptive remap of sector {} ({}) failed: {}", t.lba.v, db::to_string(t.reason), errno_name(r.error()));
         return;
     }
     alignas(4096) std::byte sector[4096];

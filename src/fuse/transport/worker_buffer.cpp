@@ -1,4 +1,4 @@
-#include "fuse/worker_buffer.hpp"
+#include "fuse/transport/worker_buffer.hpp"
 
 namespace remapfs::fuse_op {
 namespace {

@@ -1,6 +1,6 @@
-#include "fuse/session_loop.hpp"
+#include "fuse/transport/session_loop.hpp"
 
-#include "fuse/worker_buffer.hpp"
+#include "fuse/transport/worker_buffer.hpp"
 #include "remapfs/core/log.hpp"
 #include "remapfs/sys/io_buffer.hpp"
 #include "remapfs/sys/thread_name.hpp"

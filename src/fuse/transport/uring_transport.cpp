@@ -1,6 +1,6 @@
-#include "fuse/uring_transport.hpp"
+#include "fuse/transport/uring_transport.hpp"
 
-#include "fuse/worker_buffer.hpp"
+#include "fuse/transport/worker_buffer.hpp"
 #include "remapfs/core/log.hpp"
 #include "remapfs/core/result.hpp"
 #include "remapfs/sys/io_buffer.hpp"
