@@ -11,6 +11,7 @@
 # everything bench.sh reads (VIEWS, JOBS, RUNTIME, RAMP, WORK, SEQ_QD, ...). Prints one row per
 # view and job: each pair's throughput for A and B (IOPS for 4k jobs, MB/s for 1M jobs) and the
 # median of the pairs' B/A ratios, and the daemon's CPU.
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

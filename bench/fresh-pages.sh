@@ -17,6 +17,7 @@
 # (an existing file of SIZE to use, e.g. bench.sh's prefilled one; its contents are overwritten
 # by the sw1m passes; default $WORK/backing.img, prefilled here), PAIRS (default 4), PAUSE
 # (default 6 s; the kernel reports free pages after 2 s), SEQ_QD (default 4).
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

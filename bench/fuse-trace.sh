@@ -10,6 +10,7 @@
 # e.g. 1 MiB reads through a buffered loop arrive as 1 MiB READs, 5-8 in flight, at 0.8-0.95
 # of the rate O_DIRECT reads of the file get. Tracing costs throughput: compare traced runs with traced
 # runs only. Environment: PERF (default perf), KEEP=PATH keeps the perf.data.
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -33,6 +33,7 @@
 # spare prepared once with `remapctl remap` of 1 % of the sectors, spread over the image
 # (one random sector in every 100; cached in {WORK}/remapfs-1pct/ for the next run), each job
 # right next to the same job on a plain remapfs (see run_paired).
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 
 set -euo pipefail
 

@@ -24,6 +24,7 @@
 #   SIM_SIZE [2T] SIM_DAYS [365] SIM_DB [/var/tmp/scanbench/sim.db]
 #   SKIP [""]  phases to skip, of: fg idle hdd sim (e.g. SKIP="fg sim" for the idle and HDD parts)
 #   REPORT [bench/results/scanner-<stamp>.md]
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

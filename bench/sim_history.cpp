@@ -65,8 +65,8 @@ int run(int argc, char** argv) {
     FakeClock clock(1'700'000'000LL * 1'000'000);
     const std::int64_t t0 = clock.now_s();
     auto store = db::Store::open(db_path, true, false);
-    const db::DeviceIdentity id{"sim", "null", g.physical_bytes().v, 4096, g.image_sectors.v, std::nullopt,
-                                g.image_bytes().v, g.spare_slots.v, t0, g.layout, 0, false, true, std::nullopt};
+    const db::DeviceIdentity id{"sim", "null", g.physical_bytes(), 4096, g.image_sectors, std::nullopt,
+                                ByteOffset{g.image_bytes().v}, g.spare_slots, t0, g.layout, 0, false, true, std::nullopt};
     store.bind(id);
     health::ScanConfig cfg;
     cfg.sectors_per_scan = 4096;  // 16 MiB reads when idle (the knob's maximum)

@@ -3,6 +3,7 @@
 # attach it with losetup, put ext4 on it, write a file, remap a sector that holds the file's
 # data on the live mount, show the remap in SQLite and read the file back intact.
 # Cleans up everything it made (mounts, loop device, daemon, files). Run as root.
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (FUSE mount, losetup, mkfs)"; exit 1; }

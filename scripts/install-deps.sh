@@ -1,5 +1,6 @@
 #!/bin/bash
 # Debian 12 packages remapfs needs to build, test and demonstrate itself. Run as root.
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

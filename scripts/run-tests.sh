@@ -2,6 +2,7 @@
 # Installs dependencies, builds, runs every test (unit + integration) and ends with the plain
 # line "N passed, N failed" (CI reads it), after "N skipped". Integration tests need root,
 # /dev/fuse and loop devices; without them they are reported as skipped, never as passed.
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0; }
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ]; then scripts/install-deps.sh || { echo "dependency install failed"; echo "0 passed, 1 failed"; exit 1; }; fi

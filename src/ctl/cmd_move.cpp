@@ -18,8 +18,8 @@ int cmd_move(const Invocation& in) {
     {
         auto s = open_store(db);
         auto id = read_identity(s);
-        if (lba >= id.image_sectors)
-            throw UsageError(fmt::format("LBA {} is outside the image ({} sectors of {} bytes)", lba, id.image_sectors,
+        if (lba >= id.image_sectors.v)
+            throw UsageError(fmt::format("LBA {} is outside the image ({} sectors of {} bytes)", lba, id.image_sectors.v,
                                          id.sector_size));
         // Refuse the obvious mistakes before touching the backing (the daemon checks again).
         auto rows = s.remaps();

@@ -64,7 +64,7 @@ int cmd_recover(const Invocation& in) {
                           {"remaps", rep.state.remaps.size()},
                           {"remaps_before", r.remaps_before},
                           {"retired", rep.state.retired.size()},
-                          {"next_slot", rep.state.next_slot},
+                          {"next_slot", rep.state.next_slot.v},
                           {"headers_read", rep.headers_read},
                           {"uncommitted", rep.uncommitted},
                           {"superseded", rep.superseded},

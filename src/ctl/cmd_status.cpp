@@ -52,13 +52,13 @@ int cmd_status(const Invocation& in) {
     }
     std::cout << fmt::format("device:       {}\n", id.uuid);
     std::cout << fmt::format("database:     {}\n", db);
-    std::cout << fmt::format("backing:      {} ({} bytes)\n", id.backing_path, id.backing_bytes);
+    std::cout << fmt::format("backing:      {} ({} bytes)\n", id.backing_path, id.backing_bytes.v);
     if (id.spare_path)
-        std::cout << fmt::format("spare:        {} (label at byte {})\n", *id.spare_path, id.spare_offset);
+        std::cout << fmt::format("spare:        {} (label at byte {})\n", *id.spare_path, id.spare_offset.v);
     else
-        std::cout << fmt::format("spare:        tail of the backing (label at byte {})\n", id.spare_offset);
+        std::cout << fmt::format("spare:        tail of the backing (label at byte {})\n", id.spare_offset.v);
     std::cout << fmt::format("sector size:  {} bytes\n", id.sector_size);
-    std::cout << fmt::format("image:        {} sectors ({} bytes)\n", id.image_sectors, id.image_sectors * id.sector_size);
+    std::cout << fmt::format("image:        {} sectors ({} bytes)\n", id.image_sectors.v, id.geometry().image_bytes().v);
     std::cout << fmt::format("spare slots:  {} used, {} retired, {} free of {}\n", u.used, u.retired, u.free(), u.total);
     std::cout << fmt::format("layout:       {} ({}), remap table at generation {}\n", id.layout,
                              id.layout >= 2 ? "slot headers: remapctl recover can rebuild the table"

@@ -23,10 +23,10 @@ int cmd_verify(const Invocation& in) {
         auto s = open_store(db);
         auto id = read_identity(s);
         const std::uint64_t start = req.value("start", std::uint64_t{0});
-        const std::uint64_t count = req.value("count", start < id.image_sectors ? id.image_sectors - start : 0);
-        if (start >= id.image_sectors || count > id.image_sectors - start)
+        const std::uint64_t count = req.value("count", start < id.image_sectors.v ? id.image_sectors.v - start : 0);
+        if (start >= id.image_sectors.v || count > id.image_sectors.v - start)
             throw UsageError(fmt::format("sectors {}+{} are outside the image ({} sectors)", start, count,
-                                         id.image_sectors));
+                                         id.image_sectors.v));
     }
     json r = run_data_command(db, req, false);
     if (!r.value("ok", false) && r.value("errno", 0) == EINVAL) throw UsageError(r.value("error", std::string()));

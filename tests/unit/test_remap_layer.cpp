@@ -118,8 +118,8 @@ TEST_CASE("remaps are persisted with their allocator state") {
     CHECK(rows[0].slot == SpareSlot{1});
     CHECK(rows[0].reason == "manual");
     auto a = s.store->allocator();
-    CHECK(a.next_slot == 2);
-    CHECK(a.free_slots == std::vector<std::uint64_t>{0});
+    CHECK(a.next_slot == SpareSlot{2});
+    CHECK(a.free_slots == std::vector<SpareSlot>{SpareSlot{0}});
 }
 
 TEST_CASE("writers racing a remap never lose data") {

@@ -27,11 +27,11 @@ struct ScanRig {
         db::DeviceIdentity id;
         id.uuid = "test";
         id.backing_path = "memory";
-        id.backing_bytes = s.g.physical_bytes().v;
+        id.backing_bytes = s.g.physical_bytes();
         id.sector_size = 4096;
-        id.image_sectors = sectors;
-        id.spare_offset = s.g.image_bytes().v;
-        id.spare_slots = 64;
+        id.image_sectors = SectorCount{sectors};
+        id.spare_offset = ByteOffset{s.g.image_bytes().v};
+        id.spare_slots = SectorCount{64};
         s.store->bind(id);
         make(cfg);
     }
@@ -316,11 +316,11 @@ TEST_CASE("16 TiB in the staggered order: checkpoints stay small and the thresho
     db::DeviceIdentity id;
     id.uuid = "huge";
     id.backing_path = "null";
-    id.backing_bytes = g.physical_bytes().v;
+    id.backing_bytes = g.physical_bytes();
     id.sector_size = 4096;
-    id.image_sectors = g.image_sectors.v;
-    id.spare_offset = g.image_bytes().v;
-    id.spare_slots = 64;
+    id.image_sectors = g.image_sectors;
+    id.spare_offset = ByteOffset{g.image_bytes().v};
+    id.spare_slots = SectorCount{64};
     store.bind(id);
     remap::TableHolder tables;
     remap::Policy p;

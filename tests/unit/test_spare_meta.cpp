@@ -108,7 +108,7 @@ TEST_CASE("a header of a change that never committed is ignored and blanked; a n
     CHECK(rep->out_of_range == 1);
     auto h = headers(s);
     CHECK(h.size() == 1);  // the leftovers can never win later
-    CHECK(rep->state.next_slot == 1);
+    CHECK(rep->state.next_slot == SpareSlot{1});
 }
 
 TEST_CASE("after an unclean session the headers are put in step with the table") {

@@ -19,7 +19,7 @@ TEST_CASE("a new database is migrated to the latest schema and marked as ours") 
     CHECK(s.connection().query_int("PRAGMA user_version") == db::latest_version());
     CHECK(s.connection().query_int("PRAGMA application_id") == db::kApplicationId);
     CHECK_FALSE(s.identity());
-    CHECK(s.allocator().next_slot == 0);
+    CHECK(s.allocator().next_slot == SpareSlot{0});
     // Strict tables refuse garbage types.
     CHECK_THROWS_AS(s.connection().exec("INSERT INTO remap VALUES ('x', 1, 'active', 'manual', 0)"), db::Error);
 }
@@ -95,11 +95,11 @@ db::DeviceIdentity small_identity(std::uint64_t spare_slots) {
     db::DeviceIdentity id;
     id.uuid = db::new_uuid();
     id.backing_path = "/x";
-    id.backing_bytes = 1 << 20;
+    id.backing_bytes = ByteCount{1 << 20};
     id.sector_size = 4096;
-    id.image_sectors = 200;
-    id.spare_offset = 200 * 4096;
-    id.spare_slots = spare_slots;
+    id.image_sectors = SectorCount{200};
+    id.spare_offset = ByteOffset{200 * 4096};
+    id.spare_slots = SectorCount{spare_slots};
     id.created = 123;
     return id;
 }
@@ -121,12 +121,12 @@ TEST_CASE("identity and remap rows round-trip") {
     auto id = s.identity();
     REQUIRE(id);
     CHECK(id->uuid.size() == 36);
-    CHECK(id->image_sectors == 200);
+    CHECK(id->image_sectors == SectorCount{200});
     CHECK_FALSE(id->spare_path);
     auto rows = s.remaps();
     REQUIRE(rows.size() == 2);
     CHECK(rows[1].lba == Lba{9});
-    CHECK(s.allocator().next_slot == 2);
+    CHECK(s.allocator().next_slot == SpareSlot{2});
     CHECK(s.connection().query_int("SELECT count(*) FROM remap_list") == 2);
 }
 
@@ -138,7 +138,7 @@ TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consi
     REQUIRE(s.commit_pending(Lba{5}, EIO));
     const std::vector<Lba> lbas{Lba{3}, Lba{5}, Lba{8}};
     s.commit_remaps_bulk(lbas, db::RemapReason::bench);
-    CHECK(s.allocator().next_slot == 4);
+    CHECK(s.allocator().next_slot == SpareSlot{4});
     CHECK(s.remap_count() == 4);
     CHECK(s.pending().empty());  // a remapped sector is no longer pending
     std::vector<std::pair<std::uint64_t, std::uint64_t>> rows;
@@ -148,7 +148,7 @@ TEST_CASE("bulk remaps take slots from next_slot on and keep the allocator consi
     const std::vector<Lba> more{Lba{20}, Lba{21}};
     CHECK_THROWS_WITH_AS(s.commit_remaps_bulk(more, db::RemapReason::bench), doctest::Contains("do not fit"), std::runtime_error);
     CHECK(s.remap_count() == 4);
-    CHECK(s.allocator().next_slot == 4);
+    CHECK(s.allocator().next_slot == SpareSlot{4});
 }
 
 TEST_CASE("the mount log opens a row per start and closes it at a clean stop") {

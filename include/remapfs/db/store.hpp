@@ -4,6 +4,7 @@
 // Result (EIO on any SQLite failure, logged with the extended code).
 
 #include "remapfs/db/sqlite.hpp"
+#include "remapfs/block/geometry.hpp"
 #include "remapfs/db/records.hpp"
 #include "remapfs/db/records.hpp"
 #include "remapfs/core/result.hpp"
@@ -22,18 +23,20 @@ namespace remapfs::db {
 struct DeviceIdentity {
     std::string uuid;
     std::string backing_path;
-    std::uint64_t backing_bytes = 0;
-    std::uint32_t sector_size = 0;
-    std::uint64_t image_sectors = 0;
+    ByteCount backing_bytes;
+    std::uint32_t sector_size = 0;  // bytes (512 or 4096)
+    SectorCount image_sectors;
     std::optional<std::string> spare_path;  // nullopt: tail of the backing
-    std::uint64_t spare_offset = 0;
-    std::uint64_t spare_slots = 0;
+    ByteOffset spare_offset;                // of the spare label in its file
+    SectorCount spare_slots;
     std::int64_t created = 0;
     std::uint32_t layout = 1;      // of the spare area (geometry.hpp)
     std::uint64_t generation = 0;  // of the last committed change of the remap table
     bool dirty = false;            // a read-write session is open, or the last one crashed
     bool initialised = true;       // false: bound, labels not yet confirmed on disk
     std::optional<std::string> backing_id;  // sys/storage_id.hpp; nullopt: not recorded
+
+    Geometry geometry() const { return {SectorSize(sector_size), image_sectors, spare_slots, layout}; }
 };
 
 struct RemapRow {
@@ -45,8 +48,8 @@ struct RemapRow {
 };
 
 struct AllocatorState {
-    std::uint64_t next_slot = 0;
-    std::vector<std::uint64_t> free_slots;  // ascending
+    SpareSlot next_slot;                // the first never handed out
+    std::vector<SpareSlot> free_slots;  // ascending
     std::uint64_t retired = 0;
 };
 
@@ -61,9 +64,9 @@ struct PendingRow {
 // The remap state rebuilt from the device's own records (remapctl recover).
 struct RebuiltState {
     std::vector<std::pair<Lba, SpareSlot>> remaps;  // ascending lba
-    std::vector<std::uint64_t> retired;
-    std::vector<std::uint64_t> free_slots;          // below next_slot, neither remapped nor retired
-    std::uint64_t next_slot = 0;
+    std::vector<SpareSlot> retired;
+    std::vector<SpareSlot> free_slots;  // below next_slot, neither remapped nor retired
+    SpareSlot next_slot;
     std::uint64_t generation = 0;
 };
 
@@ -106,7 +109,7 @@ public:
     void each_remap(const std::function<void(Lba, SpareSlot)>& f);
     std::uint64_t remap_count();
     AllocatorState allocator();
-    std::vector<std::uint64_t> retired_slots();  // ascending
+    std::vector<SpareSlot> retired_slots();  // ascending
 
     std::vector<PendingRow> pending();
 

@@ -93,7 +93,7 @@ public:
 
 private:
     Instance() = default;
-    void reconcile_after_crash(std::uint64_t next_slot);
+    void reconcile_after_crash(SpareSlot next_slot);
 
     // Storage, and what it is.
     UniqueFd backing_fd_;

@@ -24,8 +24,8 @@ struct ReconcileReport {
     std::uint64_t fixed = 0;    // headers rewritten
     bool label_caught_up = false;
 };
-Result<ReconcileReport> reconcile(SpareMeta& meta, const Table& table, std::uint64_t next_slot,
-                                  std::span<const std::uint64_t> retired, std::uint64_t generation);
+Result<ReconcileReport> reconcile(SpareMeta& meta, const Table& table, SpareSlot next_slot,
+                                  std::span<const SpareSlot> retired, std::uint64_t generation);
 
 struct RebuildReport {
     db::RebuiltState state;

@@ -129,8 +129,8 @@ private:
     SpareMeta& meta_;
     EventSink* sink_ = nullptr;
     // Guarded by tables_.writer_mutex().
-    std::uint64_t next_slot_;
-    std::set<std::uint64_t> free_slots_;
+    SpareSlot next_slot_;             // the first never handed out
+    std::set<SpareSlot> free_slots_;  // freed, reused first (lowest first)
     std::uint32_t slot_fail_streak_ = 0;
     std::int64_t probe_after_s_ = 0;
     bool warned_exhausted_ = false;
@@ -141,13 +141,13 @@ private:
 
     // Counters for flaky and slow sectors; bounded (cleared when they grow past a limit).
     std::mutex counts_mutex_;
-    std::unordered_map<std::uint64_t, std::uint32_t> recovered_;
-    std::unordered_map<std::uint64_t, std::uint32_t> slow_;
+    std::unordered_map<Lba, std::uint32_t> recovered_;
+    std::unordered_map<Lba, std::uint32_t> slow_;
 
     std::mutex queue_mutex_;
     std::condition_variable_any queue_cv_;
     std::deque<Task> queue_;
-    std::set<std::uint64_t> queued_moves_;
+    std::set<Lba> queued_moves_;
     std::jthread worker_;
 };
 

@@ -38,24 +38,24 @@ std::string remap_error(int err, std::uint64_t lba, const Geometry& g) {
 
 json status_json(const db::DeviceIdentity& id, const std::string& db_path, const remap::SpareUsage& u,
                  std::uint64_t generation) {
-    const std::uint64_t image_bytes = id.image_sectors * id.sector_size;
-    const Geometry g{SectorSize(id.sector_size), SectorCount{id.image_sectors}, SectorCount{id.spare_slots}, id.layout};
+    const Geometry g = id.geometry();
+    const std::uint64_t image_bytes = g.image_bytes().v;
     return {
         {"uuid", id.uuid},
         {"db", db_path},
         {"backing", id.backing_path},
-        {"backing_bytes", id.backing_bytes},
+        {"backing_bytes", id.backing_bytes.v},
         {"spare_path", id.spare_path ? json(*id.spare_path) : json(nullptr)},
-        {"spare_offset", id.spare_offset},
+        {"spare_offset", id.spare_offset.v},
         // Slot k of the spare is at byte slots_offset + k * sector_size of its file.
-        {"slots_offset", id.spare_offset + (g.slot_offset(SpareSlot{0}).v - g.label_offset().v)},
+        {"slots_offset", id.spare_offset.v + (g.slot_offset(SpareSlot{0}).v - g.label_offset().v)},
         {"layout", id.layout},
         {"generation", generation},
         // False where a slot header or label write failed: remapctl recover would then miss
         // changes since; the next mount rewrites them from the table.
         {"spare_records_current", !u.records_behind},
         {"sector_size", id.sector_size},
-        {"image_sectors", id.image_sectors},
+        {"image_sectors", id.image_sectors.v},
         {"image_bytes", image_bytes},
         {"spare_slots_total", u.total},
         {"spare_slots_used", u.used},
@@ -70,7 +70,7 @@ json status_json(const db::DeviceIdentity& id, const std::string& db_path, const
 remap::SpareUsage usage_from_store(db::Store& s) {
     auto id = s.identity();
     remap::SpareUsage u;
-    u.total = id ? id->spare_slots : 0;
+    u.total = id ? id->spare_slots.v : 0;
     u.used = s.remap_count();
     u.retired = s.allocator().retired;
     u.pending = s.pending().size();
@@ -148,7 +148,7 @@ health::ScanConfig apply_scan_action(health::ScanConfig c, const json& req) {
 json scan_status_from_store(db::Store& s, const db::DeviceIdentity& id) {
     const health::ScanConfig c = s.scan_config();
     return health::to_json(health::stored_scan_status(
-        c, s.scan_state(), health::ScanOrder::of(SectorSize(id.sector_size), SectorCount{id.image_sectors}, c.staggered)));
+        c, s.scan_state(), health::ScanOrder::of(SectorSize(id.sector_size), id.image_sectors, c.staggered)));
 }
 
 json health_report(db::Store& s, const db::DeviceIdentity& id) {
@@ -193,7 +193,7 @@ json health_report(db::Store& s, const db::DeviceIdentity& id) {
             {"health_threshold", cfg.health_threshold},
             {"pass", pass},
             {"regions_scanned", scanned},
-            {"regions_total", (id.image_sectors * id.sector_size + health::kRegionBytes - 1) / health::kRegionBytes},
+            {"regions_total", (id.geometry().image_bytes().v + health::kRegionBytes - 1) / health::kRegionBytes},
             {"worst_regions", worst},
             {"events_last_24h", events},
             {"pending", db::pending_count(c)},

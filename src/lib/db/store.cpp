@@ -80,12 +80,12 @@ std::optional<DeviceIdentity> Store::identity() {
     DeviceIdentity d;
     d.uuid = u.get_str(0);
     d.backing_path = u.get_str(1);
-    d.backing_bytes = static_cast<std::uint64_t>(u.get_int(2));
+    d.backing_bytes = ByteCount{static_cast<std::uint64_t>(u.get_int(2))};
     d.sector_size = static_cast<std::uint32_t>(u.get_int(3));
-    d.image_sectors = static_cast<std::uint64_t>(u.get_int(4));
+    d.image_sectors = SectorCount{static_cast<std::uint64_t>(u.get_int(4))};
     d.spare_path = u.get_opt_str(5);
-    d.spare_offset = static_cast<std::uint64_t>(u.get_int(6));
-    d.spare_slots = static_cast<std::uint64_t>(u.get_int(7));
+    d.spare_offset = ByteOffset{static_cast<std::uint64_t>(u.get_int(6))};
+    d.spare_slots = SectorCount{static_cast<std::uint64_t>(u.get_int(7))};
     d.created = u.get_int(8);
     d.layout = static_cast<std::uint32_t>(u.get_int(9));
     d.generation = static_cast<std::uint64_t>(u.get_int(10));
@@ -101,9 +101,9 @@ void Store::bind(const DeviceIdentity& d) {
     Statement& s = conn_.prepared("INSERT INTO device (id, uuid, backing_path, backing_bytes, sector_size, image_sectors, spare_path, "
                 "spare_offset, spare_slots, created, layout, generation, dirty, initialised, backing_id) "
                 "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    s.use()(std::string_view(d.uuid))(std::string_view(d.backing_path))(static_cast<std::int64_t>(d.backing_bytes))(
-        static_cast<std::int64_t>(d.sector_size))(static_cast<std::int64_t>(d.image_sectors))(d.spare_path)(
-        static_cast<std::int64_t>(d.spare_offset))(static_cast<std::int64_t>(d.spare_slots))(d.created)(
+    s.use()(std::string_view(d.uuid))(std::string_view(d.backing_path))(static_cast<std::int64_t>(d.backing_bytes.v))(
+        static_cast<std::int64_t>(d.sector_size))(static_cast<std::int64_t>(d.image_sectors.v))(d.spare_path)(
+        static_cast<std::int64_t>(d.spare_offset.v))(static_cast<std::int64_t>(d.spare_slots.v))(d.created)(
         static_cast<std::int64_t>(d.layout))(static_cast<std::int64_t>(d.generation))(std::int64_t{d.dirty})(
         std::int64_t{d.initialised})(d.backing_id)
         .exec();
@@ -159,20 +159,20 @@ std::uint64_t Store::remap_count() {
 AllocatorState Store::allocator() {
     auto guard = lock();
     AllocatorState a;
-    a.next_slot = static_cast<std::uint64_t>(conn_.query_int("SELECT next_slot FROM allocator WHERE id = 1"));
+    a.next_slot = SpareSlot{static_cast<std::uint64_t>(conn_.query_int("SELECT next_slot FROM allocator WHERE id = 1"))};
     Statement& s = conn_.prepared("SELECT slot FROM free_slot ORDER BY slot");
     auto u = s.use();
-    while (u.next()) a.free_slots.push_back(static_cast<std::uint64_t>(u.get_int(0)));
+    while (u.next()) a.free_slots.push_back(SpareSlot{static_cast<std::uint64_t>(u.get_int(0))});
     a.retired = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM retired_slot"));
     return a;
 }
 
-std::vector<std::uint64_t> Store::retired_slots() {
+std::vector<SpareSlot> Store::retired_slots() {
     auto guard = lock();
     Statement& s = conn_.prepared("SELECT slot FROM retired_slot ORDER BY slot");
-    std::vector<std::uint64_t> v;
+    std::vector<SpareSlot> v;
     auto u = s.use();
-    while (u.next()) v.push_back(static_cast<std::uint64_t>(u.get_int(0)));
+    while (u.next()) v.push_back(SpareSlot{static_cast<std::uint64_t>(u.get_int(0))});
     return v;
 }
 
@@ -345,11 +345,11 @@ void Store::replace_remap_state(const RebuiltState& r) {
     Statement& ins = conn_.prepared("INSERT INTO remap (lba, spare_slot, state, reason, created) VALUES (?, ?, 'active', 'recovered', ?)");
     for (const auto& [lba, slot] : r.remaps) ins.use()(i64(lba.v))(i64(slot.v))(now).exec();
     Statement& ret = conn_.prepared("INSERT INTO retired_slot (slot, retired, last_errno) VALUES (?, ?, ?)");
-    for (std::uint64_t slot : r.retired) ret.use()(i64(slot))(now)(std::int64_t{EIO}).exec();
+    for (SpareSlot slot : r.retired) ret.use()(i64(slot.v))(now)(std::int64_t{EIO}).exec();
     Statement& fr = conn_.prepared("INSERT INTO free_slot (slot) VALUES (?)");
-    for (std::uint64_t slot : r.free_slots) fr.use()(i64(slot)).exec();
+    for (SpareSlot slot : r.free_slots) fr.use()(i64(slot.v)).exec();
     Statement& adv = conn_.prepared("UPDATE allocator SET next_slot = ? WHERE id = 1");
-    adv.use()(i64(r.next_slot)).exec();
+    adv.use()(i64(r.next_slot.v)).exec();
     set_generation(conn_, r.generation);
     txn.commit();
 }

@@ -287,20 +287,16 @@ void Scanner::stop() {
 ScanStatus Scanner::status() const {
     std::lock_guard lock(mutex_);
     const ScanOrder order = ScanOrder::of(geometry_.sector_size, geometry_.image_sectors, config_.staggered);
-    ScanStatus s;
+    // What the stored state says, and then what only the running scanner knows.
+    ScanStatus s = stored_scan_status(config_, state_, order);
     s.state = !config_.enabled  ? ScanState::disabled
               : config_.paused  ? ScanState::paused
               : !rescans_.empty() ? ScanState::rescanning
               : in_pass_        ? ScanState::scanning
                                 : ScanState::waiting;
-    s.pass = state_.pass;
-    s.positions = order.positions();
-    s.position = std::min(state_.cursor, s.positions);
     s.percent = in_pass_ ? 100.0 * static_cast<double>(s.position) / static_cast<double>(s.positions) : 100.0;
-    s.total_scans = state_.total_scans;
-    s.warnings_issued = state_.warnings_issued;
-    s.config = config_;
-    if (!in_pass_ && state_.pass_started) s.next_pass_at = state_.pass_started + config_.interval_s;
+    s.next_pass_at = !in_pass_ && state_.pass_started ? std::optional<std::int64_t>(state_.pass_started + config_.interval_s)
+                                                      : std::nullopt;
     const double elapsed = static_cast<double>(std::max<std::int64_t>(1, clock_.now_us() - pass_started_us_)) / 1e6;
     const double rate = in_pass_ ? static_cast<double>(pass_bytes_) / elapsed : 0.0;
     ScanStatus::Live live{static_cast<std::uint64_t>(rate), pass_.errors, pass_.slow, rescanned_, cache_bypassed_, {}};

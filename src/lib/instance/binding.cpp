@@ -34,7 +34,7 @@ void check_bound(const db::DeviceIdentity& id, const LabelsOnDisk& found, const 
     if (l.uuid != id.uuid)
         throw runtime_error(fmt::format("{} belongs to remapfs device {}, but database {} is for device {}", at.where,
                                         l.uuid, db_path, id.uuid));
-    if (l.sector_size != id.sector_size || l.image_sectors != id.image_sectors || l.spare_slots != id.spare_slots ||
+    if (l.sector_size != id.sector_size || l.image_sectors != id.image_sectors.v || l.spare_slots != id.spare_slots.v ||
         l.layout != id.layout)
         throw runtime_error(fmt::format("the label on {} disagrees with database {} about the layout", at.where, db_path));
     const Label::Role want = at.separate ? Label::Role::spare : Label::Role::tail;
@@ -93,18 +93,18 @@ Layout recorded_layout(const BindRequest& r, const db::DeviceIdentity& id) {
     if (r.sector_size && *r.sector_size != id.sector_size)
         throw runtime_error(fmt::format("database {} was made with sector_size={}, not {}", r.db_path, id.sector_size,
                                         *r.sector_size));
-    if (r.backing.bytes != id.backing_bytes)
+    if (r.backing.bytes != id.backing_bytes.v)
         throw runtime_error(fmt::format("backing {} has {} bytes but database {} was made for one of {} bytes",
-                                        r.backing_path, r.backing.bytes, r.db_path, id.backing_bytes));
+                                        r.backing_path, r.backing.bytes, r.db_path, id.backing_bytes.v));
     Layout layout;
-    layout.g = Geometry{SectorSize(id.sector_size), SectorCount{id.image_sectors}, SectorCount{id.spare_slots}, id.layout};
-    layout.spare_offset = id.spare_offset;
+    layout.g = id.geometry();
+    layout.spare_offset = id.spare_offset.v;
     if (r.spare_size) {
         LayoutRequest req{r.spare_size, id.sector_size, r.backing.bytes,
                           r.spare ? std::optional<std::uint64_t>(r.spare->bytes) : std::nullopt, r.backing_path, id.layout};
         if (compute_layout(req).g.spare_slots != layout.g.spare_slots)
             throw runtime_error(fmt::format("spare_size does not match database {} ({} spare slots of {} bytes)",
-                                            r.db_path, id.spare_slots, id.sector_size));
+                                            r.db_path, id.spare_slots.v, id.sector_size));
     }
     const std::uint64_t spare_file_bytes = r.spare ? r.spare->bytes : r.backing.bytes;
     if (layout.spare_offset + layout.g.spare_region_bytes().v > spare_file_bytes)
@@ -144,12 +144,12 @@ Bound bind_device(const BindRequest& r, db::Store& store, const std::function<vo
             db::DeviceIdentity d;
             d.uuid = db::new_uuid();
             d.backing_path = r.backing_real;
-            d.backing_bytes = r.backing.bytes;
+            d.backing_bytes = ByteCount{r.backing.bytes};
             d.sector_size = ss;
-            d.image_sectors = g.image_sectors.v;
+            d.image_sectors = g.image_sectors;
             if (r.spare_path) d.spare_path = sys::canonical(*r.spare_path);
-            d.spare_offset = b.layout.spare_offset;
-            d.spare_slots = g.spare_slots.v;
+            d.spare_offset = ByteOffset{b.layout.spare_offset};
+            d.spare_slots = g.spare_slots;
             d.created = std::time(nullptr);
             d.layout = g.layout;
             d.dirty = true;
@@ -165,7 +165,7 @@ Bound bind_device(const BindRequest& r, db::Store& store, const std::function<vo
         if (!b.labels.spare || b.labels.spare->uuid != id->uuid)
             throw runtime_error(fmt::format("the label just written to {} does not read back", at.where));
         log::info("initialised device {} on {}: {} sectors of {} bytes, {} spare slots", id->uuid, r.backing_path,
-                  id->image_sectors, ss, id->spare_slots);
+                  id->image_sectors.v, ss, id->spare_slots.v);
     }
     if (at.separate) check_backing_identity(store, *id, r.backing_real, r.db_path, r.rebind, r.read_only);
     b.was_dirty = id->dirty;

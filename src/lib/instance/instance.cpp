@@ -113,7 +113,7 @@ std::unique_ptr<Instance> Instance::open(const InstanceOptions& o) {
     return in;
 }
 
-void Instance::reconcile_after_crash(std::uint64_t next_slot) {
+void Instance::reconcile_after_crash(SpareSlot next_slot) {
     // The last session did not end cleanly: a change may have been cut off half-way.
     remap::SpareMeta& meta = stack_.remap->spare_meta();
     auto rep = remap::reconcile(meta, *tables_.load(), next_slot, store_->retired_slots(), identity_.generation);

@@ -28,9 +28,8 @@ Found find_device(const std::optional<db::DeviceIdentity>& id, const RebuildOpti
     const int spare_fd = spare ? spare->fd.get() : backing.fd.get();
     Found f;
     if (id) {
-        f.layout.g = Geometry{SectorSize(id->sector_size), SectorCount{id->image_sectors},
-                              SectorCount{id->spare_slots}, id->layout};
-        f.layout.spare_offset = id->spare_offset;
+        f.layout.g = id->geometry();
+        f.layout.spare_offset = id->spare_offset.v;
         f.labels = read_labels(spare_fd, f.layout.spare_offset, f.layout.g, spare_where);
         return f;
     }
@@ -117,12 +116,12 @@ RebuildResult rebuild_database(const RebuildOptions& o) {
         db::DeviceIdentity d;
         d.uuid = label.uuid;
         d.backing_path = sys::canonical(*backing_path);
-        d.backing_bytes = backing.bytes;
+        d.backing_bytes = ByteCount{backing.bytes};
         d.sector_size = label.sector_size;
-        d.image_sectors = label.image_sectors;
+        d.image_sectors = SectorCount{label.image_sectors};
         if (spare_path) d.spare_path = sys::canonical(*spare_path);
-        d.spare_offset = dev.layout.spare_offset;
-        d.spare_slots = label.spare_slots;
+        d.spare_offset = ByteOffset{dev.layout.spare_offset};
+        d.spare_slots = SectorCount{label.spare_slots};
         d.created = std::time(nullptr);
         d.layout = label.layout;
         d.generation = label.generation;

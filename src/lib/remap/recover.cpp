@@ -34,8 +34,8 @@ private:
 
 }  // namespace
 
-Result<ReconcileReport> reconcile(SpareMeta& meta, const Table& table, std::uint64_t next_slot,
-                                  std::span<const std::uint64_t> retired, std::uint64_t generation) {
+Result<ReconcileReport> reconcile(SpareMeta& meta, const Table& table, SpareSlot next_slot,
+                                  std::span<const SpareSlot> retired, std::uint64_t generation) {
     ReconcileReport rep;
     if (!meta.enabled()) return rep;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> by_slot;  // (slot, lba), memory ∝ remaps
@@ -49,16 +49,16 @@ Result<ReconcileReport> reconcile(SpareMeta& meta, const Table& table, std::uint
     Result<void> write_error = ok();
     // Slots past next_slot were never handed out, but a remap that crashed before committing
     // wrote its header on the next one.
-    auto r = meta.read(SpareSlot{0}, next_slot + 1, [&](SpareSlot s, const std::optional<SlotHeader>& h) {
+    auto r = meta.read(SpareSlot{0}, next_slot.v + 1, [&](SpareSlot s, const std::optional<SlotHeader>& h) {
         ++rep.checked;
         while (mapped != by_slot.end() && mapped->first < s.v) ++mapped;
-        while (ret != retired.end() && *ret < s.v) ++ret;
+        while (ret != retired.end() && *ret < s) ++ret;
         SlotHeader want{};
         bool ok_as_is;
         if (mapped != by_slot.end() && mapped->first == s.v) {
             want = {State::mapped, Lba{mapped->second}, generation};
             ok_as_is = h && h->state == State::mapped && h->lba == want.lba && h->generation <= generation;
-        } else if (ret != retired.end() && *ret == s.v) {
+        } else if (ret != retired.end() && *ret == s) {
             want = {State::retired, Lba{0}, generation};
             ok_as_is = h && h->state == State::retired;
         } else {
@@ -88,7 +88,8 @@ Result<RebuildReport> rebuild(SpareMeta& meta, const Geometry& g) {
         std::uint64_t generation, slot;
     };
     std::unordered_map<std::uint64_t, Best> best;  // lba -> winning header so far
-    std::vector<std::uint64_t> retired, blank_these;
+    std::vector<SpareSlot> retired;
+    std::vector<std::uint64_t> blank_these;
     auto r = meta.read(SpareSlot{0}, g.spare_slots.v, [&](SpareSlot s, const std::optional<SlotHeader>& h) {
         ++rep.headers_read;
         if (!h) {
@@ -96,7 +97,7 @@ Result<RebuildReport> rebuild(SpareMeta& meta, const Geometry& g) {
             blank_these.push_back(s.v);
             return;
         }
-        if (h->state == State::retired) return retired.push_back(s.v);
+        if (h->state == State::retired) return retired.push_back(s);
         if (h->state != State::mapped) return;
         if (!g.contains(h->lba)) {
             ++rep.out_of_range;
@@ -124,18 +125,18 @@ Result<RebuildReport> rebuild(SpareMeta& meta, const Geometry& g) {
     for (const auto& [lba, b] : best) st.remaps.push_back({Lba{lba}, SpareSlot{b.slot}});
     std::sort(st.remaps.begin(), st.remaps.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     st.retired = std::move(retired);
-    std::vector<std::uint64_t> used;
+    std::vector<SpareSlot> used;
     used.reserve(st.remaps.size() + st.retired.size());
-    for (const auto& m : st.remaps) used.push_back(m.second.v);
+    for (const auto& m : st.remaps) used.push_back(m.second);
     used.insert(used.end(), st.retired.begin(), st.retired.end());
     std::sort(used.begin(), used.end());
-    st.next_slot = used.empty() ? 0 : used.back() + 1;
-    for (std::uint64_t s = 0, k = 0; s < st.next_slot; ++s) {
-        if (k < used.size() && used[k] == s) {
+    st.next_slot = used.empty() ? SpareSlot{0} : SpareSlot{used.back().v + 1};
+    for (std::uint64_t s = 0, k = 0; s < st.next_slot.v; ++s) {
+        if (k < used.size() && used[k].v == s) {
             ++k;
             continue;
         }
-        st.free_slots.push_back(s);
+        st.free_slots.push_back(SpareSlot{s});
     }
     st.generation = label_gen;
 

@@ -52,25 +52,27 @@ void Remapper::stop_worker() {
 Result<Remapper::Allocation> Remapper::allocate() {
     if (!free_slots_.empty()) {
         auto it = free_slots_.begin();
-        Allocation a{SpareSlot{*it}, true};
+        Allocation a{*it, true};
         free_slots_.erase(it);
         return a;
     }
-    if (next_slot_ >= geometry_.spare_slots.v) {
+    if (!geometry_.contains(next_slot_)) {
         if (!warned_exhausted_)
             log::error("spare area exhausted: all {} slots used or retired; writes that need a new remap fail "
                        "with ENOSPC", geometry_.spare_slots.v);
         warned_exhausted_ = true;
         return Errno{ENOSPC};
     }
-    return Allocation{SpareSlot{next_slot_++}, false};
+    const SpareSlot s = next_slot_;
+    next_slot_ = SpareSlot{s.v + 1};
+    return Allocation{s, false};
 }
 
 void Remapper::give_back(Allocation a) {
     if (a.from_free_list)
-        free_slots_.insert(a.slot.v);
-    else if (a.slot.v + 1 == next_slot_)
-        --next_slot_;
+        free_slots_.insert(a.slot);
+    else if (a.slot.v + 1 == next_slot_.v)
+        next_slot_ = a.slot;
 }
 
 void Remapper::record(const Result<void>& r, const char* what) {
@@ -215,7 +217,7 @@ Result<void> Remapper::unremap(Lba lba) {
     commit_label(g);
     tables_.update([&](const Table& t) { return t.without(lba); }, TableHolder::Grace::skip);
     if (prev->pending) ++retired_;
-    else free_slots_.insert(slot.v);
+    else free_slots_.insert(slot);
     warned_exhausted_ = false;
     log::info("sector {} unremapped, spare slot {} {}", lba.v, slot.v, prev->pending ? "retired" : "freed");
     emit(EventKind::heal, lba, -1, "unremap");
@@ -283,8 +285,8 @@ void Remapper::note_recovered_read(Lba lba) {
     {
         std::lock_guard lock(counts_mutex_);
         if (recovered_.size() > kMaxCounted) recovered_.clear();
-        if (++recovered_[lba.v] < policy_.error_threshold) return;
-        recovered_.erase(lba.v);
+        if (++recovered_[lba] < policy_.error_threshold) return;
+        recovered_.erase(lba);
     }
     enqueue({Task::Kind::move, lba, SectorCount{1}, db::RemapReason::read_errors, current_source()});
 }
@@ -294,8 +296,8 @@ void Remapper::count_slow(Lba lba, std::int64_t latency_us) {
     {
         std::lock_guard lock(counts_mutex_);
         if (slow_.size() > kMaxCounted) slow_.clear();
-        if (++slow_[lba.v] < policy_.slow_count) return;
-        slow_.erase(lba.v);
+        if (++slow_[lba] < policy_.slow_count) return;
+        slow_.erase(lba);
     }
     enqueue({Task::Kind::move, lba, SectorCount{1}, db::RemapReason::slow_reads, current_source()});
 }
@@ -311,7 +313,7 @@ void Remapper::enqueue(Task t) {
     {
         std::lock_guard lock(queue_mutex_);
         if (queue_.size() >= kMaxQueued) return;
-        if (t.kind == Task::Kind::move && !queued_moves_.insert(t.lba.v).second) return;
+        if (t.kind == Task::Kind::move && !queued_moves_.insert(t.lba).second) return;
         queue_.push_back(std::move(t));
     }
     queue_cv_.notify_one();
@@ -346,7 +348,7 @@ void Remapper::drain() {
             if (queue_.empty()) return;
             t = std::move(queue_.front());
             queue_.pop_front();
-            if (t.kind == Task::Kind::move) queued_moves_.erase(t.lba.v);
+            if (t.kind == Task::Kind::move) queued_moves_.erase(t.lba);
         }
         run(t);
     }
