@@ -27,8 +27,7 @@ void init(void* userdata, fuse_conn_info* conn) {
     // max_background of them at once (default 12) and queues the rest. With fewer than the
     // worker threads in flight, a QD16 job left threads idle while requests waited, and each
     // finished thread slept before its next request. Twice the threads keeps one queued
-    // behind every busy thread: loop --direct-io=on 4k at QD16 ~+10 % IOPS, ~1/3 fewer
-    // context switches per request (bench/README.md).
+    // behind every busy thread (bench/README.md, "Changes measured").
     conn->max_background = 2 * c.threads;
     conn->congestion_threshold = conn->max_background * 3 / 4;
     // libfuse refuses the INIT if we want what the kernel cannot do.

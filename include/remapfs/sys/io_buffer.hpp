@@ -4,8 +4,7 @@
 // Physically contiguous where the kernel can give it: mapped 2 MiB-aligned and madvised for
 // transparent huge pages. A 1 MiB transfer from scattered 4 KiB pages is 256 segments, more
 // than a virtio disk queue takes (254 here), so the block layer splits it, and the host maps
-// every segment. On this VM a 1 MiB O_DIRECT pwrite at QD1 ran 1.8 GB/s from scattered pages
-// and 3.5 GB/s from one huge page (bench/README.md). Without THP the buffer is ordinary
+// every segment (twice as slow here: bench/README.md). Without THP the buffer is ordinary
 // page-aligned memory. Pages become resident on first touch, 2 MiB at a time.
 //
 // Buffers under kHugeFrom stay in ordinary pages: a transfer that small is a few dozen segments,
