@@ -20,6 +20,16 @@
 
 namespace remapfs::db {
 
+namespace {
+// The free and retired lists are both one column of slot numbers.
+std::vector<SpareSlot> slot_column(Connection& conn, const char* sql) {
+    std::vector<SpareSlot> v;
+    auto u = conn.prepared(sql).use();
+    while (u.next()) v.push_back(SpareSlot{static_cast<std::uint64_t>(u.get_int(0))});
+    return v;
+}
+}  // namespace
+
 Store Store::open(const std::string& path, bool create, bool read_only, Owner owner) {
     // The remap table decides where every sector is read from: a database that somebody else
     // can write, or reach through a link, is refused, and a new one is created for its owner
@@ -160,20 +170,14 @@ AllocatorState Store::allocator() {
     auto guard = lock();
     AllocatorState a;
     a.next_slot = SpareSlot{static_cast<std::uint64_t>(conn_.query_int("SELECT next_slot FROM allocator WHERE id = 1"))};
-    Statement& s = conn_.prepared("SELECT slot FROM free_slot ORDER BY slot");
-    auto u = s.use();
-    while (u.next()) a.free_slots.push_back(SpareSlot{static_cast<std::uint64_t>(u.get_int(0))});
+    a.free_slots = slot_column(conn_, "SELECT slot FROM free_slot ORDER BY slot");
     a.retired = static_cast<std::uint64_t>(conn_.query_int("SELECT count(*) FROM retired_slot"));
     return a;
 }
 
 std::vector<SpareSlot> Store::retired_slots() {
     auto guard = lock();
-    Statement& s = conn_.prepared("SELECT slot FROM retired_slot ORDER BY slot");
-    std::vector<SpareSlot> v;
-    auto u = s.use();
-    while (u.next()) v.push_back(SpareSlot{static_cast<std::uint64_t>(u.get_int(0))});
-    return v;
+    return slot_column(conn_, "SELECT slot FROM retired_slot ORDER BY slot");
 }
 
 std::vector<PendingRow> Store::pending() {
